@@ -1,0 +1,182 @@
+"""The command record and its status machine.
+
+A command is created ``pending``, becomes ``published`` once the MQTT publish went out, may be
+``acknowledged`` by the device, and ends ``completed``, ``failed`` or ``timeout``. Only the
+transitions in ``TRANSITIONS`` are legal; every transition is timestamped on the record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+import secrets
+from typing import Any
+
+
+class CommandStatus(StrEnum):
+    """Status of a command, as in the Commands API."""
+
+    PENDING = "pending"
+    PUBLISHED = "published"
+    FAILED = "failed"
+    ACKNOWLEDGED = "acknowledged"
+    COMPLETED = "completed"
+    TIMEOUT = "timeout"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Return True when no further transition is possible."""
+        return self in TERMINAL_STATUSES
+
+    @property
+    def wlte(self) -> str:
+        """Return the WLTE relay API view of this status."""
+        return WLTE_STATUS[self]
+
+
+TERMINAL_STATUSES = frozenset(
+    {CommandStatus.COMPLETED, CommandStatus.FAILED, CommandStatus.TIMEOUT}
+)
+
+TRANSITIONS: dict[CommandStatus, frozenset[CommandStatus]] = {
+    CommandStatus.PENDING: frozenset(
+        {CommandStatus.PUBLISHED, CommandStatus.FAILED, CommandStatus.TIMEOUT}
+    ),
+    CommandStatus.PUBLISHED: frozenset(
+        {
+            CommandStatus.ACKNOWLEDGED,
+            CommandStatus.COMPLETED,
+            CommandStatus.FAILED,
+            CommandStatus.TIMEOUT,
+        }
+    ),
+    CommandStatus.ACKNOWLEDGED: frozenset(
+        {CommandStatus.COMPLETED, CommandStatus.FAILED, CommandStatus.TIMEOUT}
+    ),
+    CommandStatus.COMPLETED: frozenset(),
+    CommandStatus.FAILED: frozenset(),
+    CommandStatus.TIMEOUT: frozenset(),
+}
+
+WLTE_STATUS: dict[CommandStatus, str] = {
+    CommandStatus.PENDING: "SENT",
+    CommandStatus.PUBLISHED: "SENT",
+    CommandStatus.ACKNOWLEDGED: "SENT",
+    CommandStatus.COMPLETED: "SUCCESS",
+    CommandStatus.FAILED: "FAILED",
+    CommandStatus.TIMEOUT: "TIMEOUT",
+}
+
+
+class ErrorCode(StrEnum):
+    """Why a command failed or timed out; kept on the record."""
+
+    PUBLISH_FAILED = "publish_failed"
+    DEVICE_OFFLINE = "device_offline"
+    DEVICE_FAILED = "device_failed"
+    REJECTED = "rejected"
+    SUPERSEDED = "superseded"
+    TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"
+
+
+class InvalidTransitionError(ValueError):
+    """Raised for a status change the status machine does not allow."""
+
+
+def utcnow() -> datetime:
+    """Return the current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def new_command_id() -> str:
+    """Return a new unique, URL-safe command id."""
+    return secrets.token_hex(8)
+
+
+def isoformat_z(value: datetime) -> str:
+    """Format a datetime as RFC 3339 UTC with milliseconds and a ``Z`` suffix."""
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+@dataclass(slots=True)
+class Transition:
+    """One timestamped status change."""
+
+    status: CommandStatus
+    at: datetime
+
+
+@dataclass(slots=True)
+class CommandRecord:
+    """A tracked command: what was asked, where it went and what the device did."""
+
+    command_id: str
+    hardware_id: str
+    device_type: str
+    command: str
+    topic: str
+    payload: str
+    created_at: datetime
+    deadline: datetime
+    device_id: str | None = None
+    relay: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    status: CommandStatus = CommandStatus.PENDING
+    updated_at: datetime | None = None
+    transitions: list[Transition] = field(default_factory=list)
+    error_code: str | None = None
+    error: str | None = None
+    late_confirmation: str | None = None
+    late_confirmation_at: datetime | None = None
+    retry_of: str | None = None
+    source: str = "api"
+    caller: str | None = None
+
+    def __post_init__(self) -> None:
+        """Record the initial status as the first transition."""
+        if not self.transitions:
+            self.transitions.append(Transition(self.status, self.created_at))
+        if self.updated_at is None:
+            self.updated_at = self.created_at
+
+    @property
+    def target(self) -> tuple[str, int | None]:
+        """Return what the command acts on: the device and its relay (None for the lock)."""
+        return (self.hardware_id, self.relay)
+
+    def transition(
+        self,
+        new: CommandStatus,
+        at: datetime,
+        *,
+        error_code: str | None = None,
+        error: str | None = None,
+    ) -> CommandStatus:
+        """Move to ``new`` if the status machine allows it; return the old status."""
+        old = self.status
+        if new not in TRANSITIONS[old]:
+            raise InvalidTransitionError(f"{self.command_id}: {old} -> {new} is not allowed")
+        self.status = new
+        self.updated_at = at
+        self.transitions.append(Transition(new, at))
+        if error_code is not None:
+            self.error_code = error_code
+        if error is not None:
+            self.error = error
+        return old
+
+    def record_late_confirmation(self, payload: str, at: datetime) -> None:
+        """Keep a confirmation that arrived after the command ended (first one wins)."""
+        if self.late_confirmation is None:
+            self.late_confirmation = payload
+            self.late_confirmation_at = at
+
+    def transition_at(self, status: CommandStatus) -> datetime | None:
+        """Return when the record entered ``status``, if it did."""
+        for item in self.transitions:
+            if item.status is status:
+                return item.at
+        return None
