@@ -85,8 +85,10 @@ class DeviceType:
 
     def command(self, name: str) -> CommandSpec | None:
         """Return the spec of ``name`` (case-insensitive), or None when unsupported."""
-        return self.commands.get(name) or self.commands.get(name.upper()) or (
-            self.commands.get(name.lower())
+        return (
+            self.commands.get(name)
+            or self.commands.get(name.upper())
+            or (self.commands.get(name.lower()))
         )
 
 
@@ -158,7 +160,9 @@ _TASMOTA_STAT = "stat/{mqtt_id}/POWER{relay}"
 TASMOTA = DeviceType(
     name="tasmota",
     commands={
-        "ON": _relay_command("ON", _TASMOTA_CMND, "ON", SequenceConfirmation(_TASMOTA_STAT, ("ON",))),
+        "ON": _relay_command(
+            "ON", _TASMOTA_CMND, "ON", SequenceConfirmation(_TASMOTA_STAT, ("ON",))
+        ),
         "OFF": _relay_command(
             "OFF", _TASMOTA_CMND, "OFF", SequenceConfirmation(_TASMOTA_STAT, ("OFF",))
         ),
@@ -181,6 +185,4 @@ TASMOTA = DeviceType(
     relay_commands=("ON", "OFF", "JOG"),
 )
 
-DEVICE_TYPES: dict[str, DeviceType] = {
-    dt.name: dt for dt in (IOTEE_DEVICE, WLTE_RELAY, TASMOTA)
-}
+DEVICE_TYPES: dict[str, DeviceType] = {dt.name: dt for dt in (IOTEE_DEVICE, WLTE_RELAY, TASMOTA)}

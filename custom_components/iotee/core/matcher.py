@@ -51,6 +51,11 @@ class ConfirmationMatcher:
         self._expected: Confirmation = confirmation
         self._step = 0
 
+    def skip_to_last(self) -> None:
+        """Resume an acknowledged sequence: only its final payload is still awaited."""
+        if isinstance(self._expected, SequenceConfirmation):
+            self._step = len(self._expected.payloads) - 1
+
     def feed(self, payload: str, *, retained: bool) -> Verdict | None:
         """Return the verdict a message on ``self.topic`` gives, or None when it says nothing."""
         if retained:
@@ -60,6 +65,8 @@ class ConfirmationMatcher:
         return self._feed_sequence(self._expected, payload)
 
     def _feed_sequence(self, expected: SequenceConfirmation, payload: str) -> Verdict | None:
+        if self._step >= len(expected.payloads):
+            return None  # already complete: later messages say nothing more
         if payload.strip() != expected.payloads[self._step]:
             return None
         self._step += 1

@@ -69,6 +69,9 @@ _COLUMNS = (
     " status, created_at, updated_at, deadline, transitions, error_code, error,"
     " late_confirmation, late_confirmation_at, retry_of, source, caller"
 )
+_UPDATE_SET = ", ".join(
+    f"{name} = excluded.{name}" for name in [col.strip() for col in _COLUMNS.split(",")][1:]
+)
 
 
 class StoreError(Exception):
@@ -109,7 +112,8 @@ def _row_to_record(row: sqlite3.Row) -> CommandRecord:
         updated_at=_dt(row["updated_at"]),
         deadline=_dt(row["deadline"]),
         transitions=[
-            Transition(CommandStatus(status), _dt(at)) for status, at in json.loads(row["transitions"])
+            Transition(CommandStatus(status), _dt(at))
+            for status, at in json.loads(row["transitions"])
         ],
         error_code=row["error_code"],
         error=row["error"],
@@ -177,6 +181,9 @@ class CommandStore:
         except sqlite3.Error as err:
             self.close()
             raise StoreError(f"cannot open the command store {self.path}: {err}") from err
+        except StoreError:
+            self.close()
+            raise
 
     def _migrate(self) -> None:
         version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
@@ -187,6 +194,9 @@ class CommandStore:
             )
         for target in range(version + 1, SCHEMA_VERSION + 1):
             with self.db:
+                # DDL does not open a transaction implicitly: begin one so a failed migration
+                # leaves nothing half-created behind.
+                self.db.execute("BEGIN")
                 for statement in _MIGRATIONS[target]:
                     self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version={target:d}")
@@ -218,8 +228,11 @@ class CommandStore:
 
     def update(self, record: CommandRecord) -> None:
         """Store the current state of an existing record."""
+        # An upsert, not REPLACE: REPLACE deletes and re-inserts, giving the row a new rowid and
+        # so breaking the insertion-order tie-break of ``list``.
         self._write(
-            f"REPLACE INTO commands ({_COLUMNS}) VALUES ({', '.join('?' * 21)})",
+            f"INSERT INTO commands ({_COLUMNS}) VALUES ({', '.join('?' * 21)})"
+            f" ON CONFLICT (command_id) DO UPDATE SET {_UPDATE_SET}",
             _record_to_row(record),
         )
 
@@ -230,7 +243,9 @@ class CommandStore:
         ).fetchone()
         return None if row is None else _row_to_record(row)
 
-    def list(self, hardware_id: str | None = None, limit: int = 100) -> list[CommandRecord]:
+    def list_commands(
+        self, hardware_id: str | None = None, limit: int = 100
+    ) -> list[CommandRecord]:
         """Return records newest first, for one device or all."""
         if hardware_id is None:
             rows = self.db.execute(
@@ -307,9 +322,11 @@ class AsyncCommandStore:
         await self._run(self.store.open)
 
     async def close(self) -> None:
-        """Close the store and stop the worker thread."""
-        await self._run(self.store.close)
-        self._executor.shutdown(wait=False)
+        """Close the store and stop the worker thread (joined off the event loop)."""
+        try:
+            await self._run(self.store.close)
+        finally:
+            await asyncio.to_thread(self._executor.shutdown, wait=True)
 
     async def insert(self, record: CommandRecord) -> None:
         """Store a new record."""
@@ -323,9 +340,11 @@ class AsyncCommandStore:
         """Return one record."""
         return await self._run(self.store.get, command_id)
 
-    async def list(self, hardware_id: str | None = None, limit: int = 100) -> list[CommandRecord]:
+    async def list_commands(
+        self, hardware_id: str | None = None, limit: int = 100
+    ) -> list[CommandRecord]:
         """Return records newest first."""
-        return await self._run(self.store.list, hardware_id, limit)
+        return await self._run(self.store.list_commands, hardware_id, limit)
 
     async def open_commands(self) -> list[CommandRecord]:
         """Return records not yet terminal."""

@@ -1,0 +1,334 @@
+"""Config flow: the IoTee hub, its options, and devices as config subentries."""
+
+from __future__ import annotations
+
+import re
+from types import MappingProxyType
+from typing import Any, override
+
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    ConfigSubentry,
+    ConfigSubentryFlow,
+    OptionsFlow,
+    SubentryFlowResult,
+)
+from homeassistant.core import callback
+from homeassistant.helpers.selector import (
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
+    TextSelector,
+)
+from homeassistant.helpers.typing import DiscoveryInfoType
+import probatio as vol  # HA's schema library; `voluptuous` resolves to its shim at run time
+
+from .const import (
+    CONF_COMMAND_TIMEOUT,
+    CONF_DEVICE_TYPE,
+    CONF_HARDWARE_ID,
+    CONF_MQTT_TOPIC,
+    CONF_RATE_CALLER,
+    CONF_RATE_DEVICE,
+    CONF_RELAY_COOLDOWN,
+    CONF_RELAY_LOCKS,
+    CONF_RELAYS,
+    CONF_RETENTION_DAYS,
+    CONF_SYNC_WAIT,
+    DEFAULT_COMMAND_TIMEOUT,
+    DEFAULT_RATE_CALLER,
+    DEFAULT_RATE_DEVICE,
+    DEFAULT_RELAY_COOLDOWN,
+    DEFAULT_RETENTION_DAYS,
+    DEFAULT_SYNC_WAIT,
+    DOMAIN,
+    SUBENTRY_DEVICE,
+)
+from .core.device_types import DEVICE_TYPES
+
+CONF_NAME = "name"
+MAX_RELAYS = 32
+HUB_UNIQUE_ID = DOMAIN
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+"""Ids end up in MQTT topics: no '/', '+', '#' or spaces."""
+
+DEFAULT_OPTIONS: dict[str, Any] = {
+    CONF_COMMAND_TIMEOUT: DEFAULT_COMMAND_TIMEOUT,
+    CONF_SYNC_WAIT: DEFAULT_SYNC_WAIT,
+    CONF_RETENTION_DAYS: DEFAULT_RETENTION_DAYS,
+    CONF_RATE_CALLER: DEFAULT_RATE_CALLER,
+    CONF_RATE_DEVICE: DEFAULT_RATE_DEVICE,
+    CONF_RELAY_COOLDOWN: DEFAULT_RELAY_COOLDOWN,
+}
+
+
+def _mqtt_ready(flow: ConfigFlow) -> bool:
+    """Return True when Home Assistant's MQTT integration is set up and enabled."""
+    return any(
+        entry.disabled_by is None for entry in flow.hass.config_entries.async_entries("mqtt")
+    )
+
+
+def _number(minimum: float, maximum: float, step: float = 1, unit: str | None = None) -> Any:
+    config = NumberSelectorConfig(min=minimum, max=maximum, step=step, mode=NumberSelectorMode.BOX)
+    if unit is not None:
+        config["unit_of_measurement"] = unit
+    return NumberSelector(config)
+
+
+def _hub_entry(flow: ConfigFlow | ConfigSubentryFlow) -> ConfigEntry | None:
+    entries = flow.hass.config_entries.async_entries(DOMAIN, include_ignore=False)
+    return entries[0] if entries else None
+
+
+def _configured_ids(entry: ConfigEntry) -> set[str]:
+    return {
+        subentry.data[CONF_HARDWARE_ID]
+        for subentry in entry.subentries.values()
+        if subentry.subentry_type == SUBENTRY_DEVICE
+    }
+
+
+class IoteeConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Set up the IoTee hub (one per Home Assistant) and confirm discovered devices."""
+
+    VERSION = 1
+
+    def __init__(self) -> None:
+        """Start with nothing discovered."""
+        self._discovered: dict[str, Any] = {}
+
+    @staticmethod
+    @callback
+    @override
+    def async_get_options_flow(config_entry: ConfigEntry) -> OptionsFlow:
+        """Return the hub options flow."""
+        return IoteeOptionsFlow()
+
+    @classmethod
+    @callback
+    @override
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Devices are subentries of the hub."""
+        return {SUBENTRY_DEVICE: DeviceSubentryFlow}
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Create the hub after a confirmation."""
+        if _hub_entry(self) is not None:
+            return self.async_abort(reason="single_instance_allowed")
+        if not _mqtt_ready(self):
+            return self.async_abort(reason="mqtt_not_configured")
+        if user_input is None:
+            return self.async_show_form(step_id="user")
+        await self.async_set_unique_id(HUB_UNIQUE_ID)
+        self._abort_if_unique_id_configured()
+        return self.async_create_entry(title="IoTee", data={}, options=dict(DEFAULT_OPTIONS))
+
+    async def async_step_integration_discovery(
+        self, discovery_info: DiscoveryInfoType
+    ) -> ConfigFlowResult:
+        """A device of a built-in type said it is online and is not configured yet."""
+        device_type = discovery_info[CONF_DEVICE_TYPE]
+        hardware_id = discovery_info[CONF_HARDWARE_ID]
+        await self.async_set_unique_id(f"{device_type}:{hardware_id}")
+        self._abort_if_unique_id_configured()
+        hub = _hub_entry(self)
+        if hub is None:
+            return self.async_abort(reason="hub_not_configured")
+        if hardware_id in _configured_ids(hub):
+            return self.async_abort(reason="already_configured")
+        self._discovered = {CONF_DEVICE_TYPE: device_type, CONF_HARDWARE_ID: hardware_id}
+        self.context["title_placeholders"] = {"name": hardware_id, "device_type": device_type}
+        return await self.async_step_discovery_confirm()
+
+    async def async_step_discovery_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask the user to add the discovered device to the hub."""
+        device_type = self._discovered[CONF_DEVICE_TYPE]
+        hardware_id = self._discovered[CONF_HARDWARE_ID]
+        dtype = DEVICE_TYPES[device_type]
+        if user_input is None:
+            schema: dict[Any, Any] = {vol.Required(CONF_NAME, default=hardware_id): str}
+            if dtype.has_relays:
+                schema[vol.Required(CONF_RELAYS, default=1)] = _number(1, MAX_RELAYS)
+            return self.async_show_form(
+                step_id="discovery_confirm",
+                data_schema=vol.Schema(schema),
+                description_placeholders={"hardware_id": hardware_id, "device_type": device_type},
+            )
+        hub = _hub_entry(self)
+        if hub is None:
+            return self.async_abort(reason="hub_not_configured")
+        if hardware_id in _configured_ids(hub):
+            return self.async_abort(reason="already_configured")
+        data: dict[str, Any] = {CONF_HARDWARE_ID: hardware_id, CONF_DEVICE_TYPE: device_type}
+        if dtype.has_relays:
+            data[CONF_RELAYS] = int(user_input[CONF_RELAYS])
+            data[CONF_RELAY_LOCKS] = []
+        self.hass.config_entries.async_add_subentry(
+            hub,
+            ConfigSubentry(
+                data=MappingProxyType(data),
+                subentry_type=SUBENTRY_DEVICE,
+                title=user_input[CONF_NAME],
+                unique_id=hardware_id,
+            ),
+        )
+        return self.async_abort(reason="device_added")
+
+
+class IoteeOptionsFlow(OptionsFlow):
+    """Hub options: timeouts, retention and REST API limits."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Edit the hub options."""
+        if user_input is not None:
+            return self.async_create_entry(data={key: user_input[key] for key in DEFAULT_OPTIONS})
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_COMMAND_TIMEOUT): _number(1, 300, 0.5, "s"),
+                vol.Required(CONF_SYNC_WAIT): _number(0, 60, 0.5, "s"),
+                vol.Required(CONF_RETENTION_DAYS): _number(1, 3650, 1, "d"),
+                vol.Required(CONF_RATE_CALLER): _number(1, 100000),
+                vol.Required(CONF_RATE_DEVICE): _number(1, 10000),
+                vol.Required(CONF_RELAY_COOLDOWN): _number(0, 3600, 0.5, "s"),
+            }
+        )
+        return self.async_show_form(
+            step_id="init",
+            data_schema=self.add_suggested_values_to_schema(
+                schema, DEFAULT_OPTIONS | dict(self.config_entry.options)
+            ),
+        )
+
+
+class DeviceSubentryFlow(ConfigSubentryFlow):
+    """Add or reconfigure one device of the hub."""
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self._data: dict[str, Any] = {}
+        self._title = ""
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Name, type and id of the device."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            hardware_id = user_input[CONF_HARDWARE_ID].strip()
+            if not ID_PATTERN.match(hardware_id):
+                errors[CONF_HARDWARE_ID] = "invalid_id"
+            elif hardware_id in _configured_ids(self._get_entry()):
+                errors[CONF_HARDWARE_ID] = "already_configured"
+            else:
+                self._title = user_input[CONF_NAME].strip() or hardware_id
+                self._data = {
+                    CONF_HARDWARE_ID: hardware_id,
+                    CONF_DEVICE_TYPE: user_input[CONF_DEVICE_TYPE],
+                }
+                if DEVICE_TYPES[user_input[CONF_DEVICE_TYPE]].has_relays:
+                    return await self.async_step_relays()
+                return self.async_create_entry(
+                    title=self._title, data=self._data, unique_id=hardware_id
+                )
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_NAME): TextSelector(),
+                vol.Required(CONF_DEVICE_TYPE): SelectSelector(
+                    SelectSelectorConfig(
+                        options=list(DEVICE_TYPES),
+                        translation_key=CONF_DEVICE_TYPE,
+                        mode=SelectSelectorMode.DROPDOWN,
+                    )
+                ),
+                vol.Required(CONF_HARDWARE_ID): TextSelector(),
+            }
+        )
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input or {}),
+            errors=errors,
+        )
+
+    async def async_step_relays(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Relay count, the Tasmota topic, and which relays are locks."""
+        is_tasmota = self._data[CONF_DEVICE_TYPE] == "tasmota"
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            relays = int(user_input[CONF_RELAYS])
+            locks = sorted({int(relay) for relay in user_input.get(CONF_RELAY_LOCKS, [])})
+            topic = str(user_input.get(CONF_MQTT_TOPIC, "")).strip()
+            if any(relay > relays for relay in locks):
+                errors[CONF_RELAY_LOCKS] = "invalid_relay_lock"
+            elif is_tasmota and not ID_PATTERN.match(topic):
+                errors[CONF_MQTT_TOPIC] = "invalid_id"
+            else:
+                data = self._data | {CONF_RELAYS: relays, CONF_RELAY_LOCKS: locks}
+                if is_tasmota:
+                    data[CONF_MQTT_TOPIC] = topic
+                if self.source == "reconfigure":
+                    return self.async_update_and_abort(
+                        self._get_entry(),
+                        self._get_reconfigure_subentry(),
+                        title=self._title,
+                        data=data,
+                    )
+                return self.async_create_entry(
+                    title=self._title, data=data, unique_id=data[CONF_HARDWARE_ID]
+                )
+        schema: dict[Any, Any] = {
+            vol.Required(CONF_RELAYS, default=self._data.get(CONF_RELAYS, 1)): _number(
+                1, MAX_RELAYS
+            ),
+            vol.Optional(
+                CONF_RELAY_LOCKS,
+                default=[str(r) for r in self._data.get(CONF_RELAY_LOCKS, [])],
+            ): SelectSelector(
+                SelectSelectorConfig(
+                    options=[str(relay) for relay in range(1, MAX_RELAYS + 1)],
+                    multiple=True,
+                    mode=SelectSelectorMode.DROPDOWN,
+                )
+            ),
+        }
+        if is_tasmota:
+            schema[
+                vol.Required(
+                    CONF_MQTT_TOPIC,
+                    default=self._data.get(CONF_MQTT_TOPIC, self._data[CONF_HARDWARE_ID]),
+                )
+            ] = TextSelector()
+        return self.async_show_form(step_id="relays", data_schema=vol.Schema(schema), errors=errors)
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Rename the device and change its relays; its id and type stay."""
+        subentry = self._get_reconfigure_subentry()
+        self._data = dict(subentry.data)
+        if user_input is not None:
+            self._title = user_input[CONF_NAME].strip() or subentry.title
+            if DEVICE_TYPES[self._data[CONF_DEVICE_TYPE]].has_relays:
+                return await self.async_step_relays()
+            return self.async_update_and_abort(
+                self._get_entry(), subentry, title=self._title, data=self._data
+            )
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=vol.Schema(
+                {vol.Required(CONF_NAME, default=subentry.title): TextSelector()}
+            ),
+            description_placeholders={
+                "hardware_id": self._data[CONF_HARDWARE_ID],
+                "device_type": self._data[CONF_DEVICE_TYPE],
+            },
+        )

@@ -1,0 +1,625 @@
+"""The command engine: turns requests into tracked commands over Home Assistant's MQTT.
+
+Flow of one command: validate -> record stored (``pending``, durable before anything goes out) ->
+publish through HA's MQTT integration (``published``, or ``failed`` when that fails) -> the
+device's messages move it to ``acknowledged``/``completed``/``failed`` -> or its deadline passes
+(``timeout``). Every status change is persisted, fired as the ``iotee_command_status`` event and
+handed to listeners (entities, waiters).
+
+One command per target: a new command to the same lock or relay supersedes an open one, which
+ends ``failed`` with error code ``superseded``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+import logging
+from typing import Any
+
+from homeassistant.components import mqtt
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
+
+from .const import EVENT_COMMAND_STATUS
+from .core.device_config import DeviceConfig, DeviceState
+from .core.device_types import DEVICE_TYPES, CommandSpec, DeviceType, render
+from .core.errors import (
+    InvalidRelayError,
+    NotRetryableError,
+    UnknownCommandError,
+    UnknownDeviceError,
+    UnsupportedCommandError,
+)
+from .core.matcher import ConfirmationMatcher, Verdict
+from .core.model import CommandRecord, CommandStatus, ErrorCode, new_command_id, utcnow
+from .core.store import AsyncCommandStore
+
+_LOGGER = logging.getLogger(__name__)
+
+LATE_WINDOW = timedelta(minutes=10)
+"""How long after a timeout a device's confirmation is still recorded on the command."""
+
+type CommandListener = Callable[[CommandRecord, CommandStatus | None], None]
+type DeviceListener = Callable[[DeviceConfig, DeviceState], None]
+type DiscoveryListener = Callable[[DeviceType, str], None]
+
+
+@dataclass(slots=True)
+class EngineSettings:
+    """Tunables from the hub options."""
+
+    command_timeout: float = 10.0
+    qos: int = 1
+
+
+@dataclass(slots=True)
+class _Tracked:
+    """An open command the engine follows."""
+
+    record: CommandRecord
+    matcher: ConfirmationMatcher
+    timer: asyncio.TimerHandle | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(frozen=True, slots=True)
+class _StateTopic:
+    hardware_id: str
+    kind: str  # "availability", "lock", "relay"
+    relay: int | None = None
+
+
+class CommandEngine:
+    """Creates, publishes, confirms and records commands for the configured devices."""
+
+    def __init__(
+        self, hass: HomeAssistant, store: AsyncCommandStore, settings: EngineSettings
+    ) -> None:
+        """Create an engine; ``async_start`` recovers and subscribes."""
+        self.hass = hass
+        self.store = store
+        self.settings = settings
+        self.devices: dict[str, DeviceConfig] = {}
+        self.states: dict[str, DeviceState] = {}
+        self._open: dict[str, _Tracked] = {}
+        self._by_topic: dict[str, list[_Tracked]] = {}
+        self._by_target: dict[tuple[str, int | None], _Tracked] = {}
+        self._late: dict[str, list[tuple[_Tracked, datetime]]] = {}
+        self._state_topics: dict[str, _StateTopic] = {}
+        self._command_listeners: list[CommandListener] = []
+        self._device_listeners: list[DeviceListener] = []
+        self._discovery_listeners: list[DiscoveryListener] = []
+        self._unsubscribes: list[CALLBACK_TYPE] = []
+        self._writes: set[asyncio.Task[None]] = set()
+
+    # ---- devices -------------------------------------------------------------------------
+
+    def add_device(self, config: DeviceConfig) -> None:
+        """Register a configured device and the topics it reports on."""
+        self.devices[config.hardware_id] = config
+        self.states.setdefault(config.hardware_id, DeviceState())
+        dtype = config.device_type
+        self._state_topics[config.topic(dtype.availability_topic)] = _StateTopic(
+            config.hardware_id, "availability"
+        )
+        if dtype.lock_state_topic:
+            self._state_topics[config.topic(dtype.lock_state_topic)] = _StateTopic(
+                config.hardware_id, "lock"
+            )
+        if dtype.relay_state_topic:
+            for relay in range(1, config.relays + 1):
+                self._state_topics[config.topic(dtype.relay_state_topic, relay)] = _StateTopic(
+                    config.hardware_id, "relay", relay
+                )
+
+    def device(self, device_ref: str) -> DeviceConfig:
+        """Return a device by hardware id or HA device id."""
+        config = self.devices.get(device_ref)
+        if config is None:
+            config = next((d for d in self.devices.values() if d.device_id == device_ref), None)
+        if config is None:
+            raise UnknownDeviceError(f"no configured device {device_ref!r}")
+        return config
+
+    def set_device_id(self, hardware_id: str, device_id: str) -> None:
+        """Remember the HA device registry id of a device."""
+        self.devices[hardware_id] = replace(self.devices[hardware_id], device_id=device_id)
+
+    # ---- listeners -----------------------------------------------------------------------
+
+    @callback
+    def add_command_listener(self, listener: CommandListener) -> CALLBACK_TYPE:
+        """Call ``listener(record, old_status)`` on every change of a command."""
+        self._command_listeners.append(listener)
+        return lambda: self._command_listeners.remove(listener)
+
+    @callback
+    def add_device_listener(self, listener: DeviceListener) -> CALLBACK_TYPE:
+        """Call ``listener(config, state)`` when a device reports state or availability."""
+        self._device_listeners.append(listener)
+        return lambda: self._device_listeners.remove(listener)
+
+    @callback
+    def add_discovery_listener(self, listener: DiscoveryListener) -> CALLBACK_TYPE:
+        """Call ``listener(device_type, mqtt_id)`` when an unconfigured device says online."""
+        self._discovery_listeners.append(listener)
+        return lambda: self._discovery_listeners.remove(listener)
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    async def async_start(self) -> None:
+        """Recover open commands from the store and subscribe to the device topics."""
+        await self._async_recover()
+        for topic_filter in self._subscription_filters():
+            self._unsubscribes.append(
+                await mqtt.async_subscribe(self.hass, topic_filter, self._on_message, qos=1)
+            )
+
+    def _subscription_filters(self) -> list[str]:
+        """Wildcard filters covering every topic of the types in use (and discoverable ones)."""
+        used = {d.device_type.name for d in self.devices.values()}
+        filters: list[str] = []
+        for dtype in DEVICE_TYPES.values():
+            if dtype.name not in used and not dtype.discoverable:
+                continue
+            templates = [dtype.availability_topic]
+            if dtype.name in used:
+                templates += [
+                    t for t in (dtype.lock_state_topic, dtype.relay_state_topic) if t is not None
+                ]
+                templates += [spec.confirmation.topic for spec in dtype.commands.values()]
+            for template in templates:
+                topic_filter = template.format(mqtt_id="+", relay="+")
+                if topic_filter not in filters:
+                    filters.append(topic_filter)
+        return filters
+
+    async def async_stop(self) -> None:
+        """Unsubscribe and stop timers; open commands stay open in the store for recovery."""
+        for unsubscribe in self._unsubscribes:
+            unsubscribe()
+        self._unsubscribes.clear()
+        for tracked in self._open.values():
+            if tracked.timer is not None:
+                tracked.timer.cancel()
+            tracked.done.set()
+        self._open.clear()
+        self._by_topic.clear()
+        self._by_target.clear()
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+
+    async def _async_recover(self) -> None:
+        """Time out open commands whose deadline passed; track the others again."""
+        now = utcnow()
+        for record in await self.store.open_commands():
+            config = self.devices.get(record.hardware_id)
+            if record.deadline <= now or config is None:
+                self._force_end(
+                    record,
+                    CommandStatus.TIMEOUT,
+                    ErrorCode.TIMEOUT,
+                    "deadline passed while Home Assistant was not tracking the command",
+                    now,
+                )
+                continue
+            if record.status is CommandStatus.PENDING:
+                self._force_end(
+                    record,
+                    CommandStatus.FAILED,
+                    ErrorCode.INTERRUPTED,
+                    "Home Assistant stopped before the command was published",
+                    now,
+                )
+                continue
+            spec = config.device_type.commands[record.command]
+            tracked = self._track(record, config, spec)
+            if record.status is CommandStatus.ACKNOWLEDGED:
+                tracked.matcher.skip_to_last()
+
+    def _force_end(
+        self,
+        record: CommandRecord,
+        status: CommandStatus,
+        code: ErrorCode,
+        error: str,
+        now: datetime,
+    ) -> None:
+        old = record.transition(status, now, error_code=code, error=error)
+        self._changed(record, old)
+
+    # ---- commands ------------------------------------------------------------------------
+
+    def resolve(
+        self, device_ref: str, command: str, relay: int | None
+    ) -> tuple[DeviceConfig, CommandSpec, str]:
+        """Validate a command for a device; return the device, the spec and the command name."""
+        config = self.device(device_ref)
+        dtype = config.device_type
+        name = command
+        if (
+            relay is not None
+            and command.lower() in ("lock", "unlock")
+            and (relay in config.relay_locks)
+        ):
+            name = "ON" if command.lower() == "unlock" else "OFF"
+        spec = dtype.command(name)
+        if spec is None:
+            raise UnsupportedCommandError(
+                f"{dtype.name} does not support {command!r}; supported: "
+                + ", ".join(sorted(dtype.commands))
+            )
+        if spec.kind.value == "relay":
+            if relay is None:
+                raise InvalidRelayError(f"{spec.name} needs a relay (1..{config.relays})")
+            if not 1 <= relay <= config.relays:
+                raise InvalidRelayError(
+                    f"relay {relay} does not exist; {config.name} has relays 1..{config.relays}"
+                )
+        elif relay is not None:
+            raise InvalidRelayError(f"{spec.name} does not take a relay")
+        return config, spec, spec.name
+
+    async def async_submit(
+        self,
+        device_ref: str,
+        command: str,
+        relay: int | None = None,
+        params: dict[str, Any] | None = None,
+        *,
+        source: str,
+        caller: str | None = None,
+        retry_of: str | None = None,
+        command_id: str | None = None,
+    ) -> CommandRecord:
+        """Create, store and publish a command; return its record (status as it stands)."""
+        config, spec, name = self.resolve(device_ref, command, relay)
+        command_id = command_id or new_command_id()
+        now = utcnow()
+        relay_arg = relay if spec.kind.value == "relay" else None
+        record = CommandRecord(
+            command_id=command_id,
+            hardware_id=config.hardware_id,
+            device_id=config.device_id,
+            device_type=config.device_type.name,
+            command=name,
+            relay=relay_arg,
+            topic=config.topic(spec.topic, relay_arg),
+            payload=render(
+                spec.payload,
+                command_id=command_id,
+                action=name,
+                relay="" if relay_arg is None else relay_arg,
+                mqtt_id=config.topic_id,
+            ),
+            params=dict(params or {}),
+            created_at=now,
+            deadline=now + timedelta(seconds=self.settings.command_timeout),
+            retry_of=retry_of,
+            source=source,
+            caller=caller,
+        )
+        await self.store.insert(record)
+        self._notify(record, None)
+        await self._async_dispatch(record, config, spec)
+        return record
+
+    async def _async_dispatch(
+        self, record: CommandRecord, config: DeviceConfig, spec: CommandSpec
+    ) -> None:
+        previous = self._by_target.get(record.target)
+        if previous is not None and not previous.record.status.is_terminal:
+            self._end(
+                previous,
+                CommandStatus.FAILED,
+                ErrorCode.SUPERSEDED,
+                f"superseded by command {record.command_id}",
+            )
+        if self.states[config.hardware_id].online is False:
+            self._force_end(
+                record,
+                CommandStatus.FAILED,
+                ErrorCode.DEVICE_OFFLINE,
+                f"{config.name} is offline",
+                utcnow(),
+            )
+            return
+        if not mqtt.is_connected(self.hass):
+            self._force_end(
+                record,
+                CommandStatus.FAILED,
+                ErrorCode.PUBLISH_FAILED,
+                "Home Assistant's MQTT client is not connected to the broker",
+                utcnow(),
+            )
+            return
+        tracked = self._track(record, config, spec)
+        try:
+            await mqtt.async_publish(
+                self.hass, record.topic, record.payload, qos=self.settings.qos, retain=False
+            )
+        except HomeAssistantError as err:
+            if not record.status.is_terminal:
+                self._end(
+                    tracked,
+                    CommandStatus.FAILED,
+                    ErrorCode.PUBLISH_FAILED,
+                    f"publish failed: {err}",
+                )
+            return
+        if record.status is CommandStatus.PENDING:
+            self._move(tracked, CommandStatus.PUBLISHED)
+
+    def _track(self, record: CommandRecord, config: DeviceConfig, spec: CommandSpec) -> _Tracked:
+        topic = config.topic(spec.confirmation.topic, record.relay)
+        tracked = _Tracked(record, ConfirmationMatcher(record.command_id, spec.confirmation, topic))
+        self._open[record.command_id] = tracked
+        self._by_topic.setdefault(topic, []).append(tracked)
+        self._by_target[record.target] = tracked
+        delay = (record.deadline - utcnow()).total_seconds()
+        tracked.timer = self.hass.loop.call_later(max(delay, 0.0), self._on_deadline, tracked)
+        return tracked
+
+    @callback
+    def _on_deadline(self, tracked: _Tracked) -> None:
+        tracked.timer = None
+        if not tracked.record.status.is_terminal:
+            self._end(
+                tracked,
+                CommandStatus.TIMEOUT,
+                ErrorCode.TIMEOUT,
+                f"no confirmation within {self.settings.command_timeout:g} s",
+            )
+
+    def _move(self, tracked: _Tracked, status: CommandStatus) -> None:
+        old = tracked.record.transition(status, utcnow())
+        self._changed(tracked.record, old)
+
+    def _end(
+        self, tracked: _Tracked, status: CommandStatus, code: ErrorCode | None, error: str | None
+    ) -> None:
+        record = tracked.record
+        old = record.transition(
+            status, utcnow(), error_code=None if code is None else code.value, error=error
+        )
+        self._untrack(tracked)
+        if status is CommandStatus.TIMEOUT:
+            self._late.setdefault(tracked.matcher.topic, []).append((tracked, utcnow()))
+        self._changed(record, old)
+
+    def _untrack(self, tracked: _Tracked) -> None:
+        record = tracked.record
+        if tracked.timer is not None:
+            tracked.timer.cancel()
+            tracked.timer = None
+        self._open.pop(record.command_id, None)
+        waiting = self._by_topic.get(tracked.matcher.topic)
+        if waiting is not None:
+            waiting.remove(tracked)
+            if not waiting:
+                del self._by_topic[tracked.matcher.topic]
+        if self._by_target.get(record.target) is tracked:
+            del self._by_target[record.target]
+        tracked.done.set()
+
+    def _changed(self, record: CommandRecord, old: CommandStatus | None) -> None:
+        """Persist, fire the event and notify listeners of one status change."""
+        self._persist(record)
+        self.hass.bus.async_fire(
+            EVENT_COMMAND_STATUS,
+            {
+                "command_id": record.command_id,
+                "hardware_id": record.hardware_id,
+                "device_id": record.device_id,
+                "device_type": record.device_type,
+                "command": record.command,
+                "relay": record.relay,
+                "old_status": None if old is None else old.value,
+                "new_status": record.status.value,
+                "error_code": record.error_code,
+                "error": record.error,
+                "source": record.source,
+            },
+        )
+        self._notify(record, old)
+
+    def _notify(self, record: CommandRecord, old: CommandStatus | None) -> None:
+        for listener in list(self._command_listeners):
+            listener(record, old)
+
+    def _persist(self, record: CommandRecord) -> None:
+        task = self.hass.async_create_task(
+            self._async_write(record), f"iotee store {record.command_id}", eager_start=True
+        )
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _async_write(self, record: CommandRecord) -> None:
+        try:
+            await self.store.update(record)
+        except Exception:
+            _LOGGER.exception("Could not store command %s", record.command_id)
+
+    # ---- incoming messages ---------------------------------------------------------------
+
+    @callback
+    def _on_message(self, msg: mqtt.ReceiveMessage) -> None:
+        payload = msg.payload if isinstance(msg.payload, str) else str(msg.payload)
+        for tracked in list(self._by_topic.get(msg.topic, ())):
+            verdict = tracked.matcher.feed(payload, retained=msg.retain)
+            if verdict is not None:
+                self._apply(tracked, verdict)
+        if msg.topic in self._late and not msg.retain:
+            self._record_late(msg.topic, payload)
+        state_topic = self._state_topics.get(msg.topic)
+        if state_topic is not None:
+            self._on_state(state_topic, payload)
+        elif self._discovery_listeners:
+            self._maybe_discovered(msg.topic, payload)
+
+    def _apply(self, tracked: _Tracked, verdict: Verdict) -> None:
+        if tracked.record.status is CommandStatus.PENDING:
+            # The device answered before the publish call returned: it went out.
+            self._move(tracked, CommandStatus.PUBLISHED)
+        if verdict.status is CommandStatus.ACKNOWLEDGED:
+            if tracked.record.status is not CommandStatus.ACKNOWLEDGED:
+                self._move(tracked, CommandStatus.ACKNOWLEDGED)
+            return
+        self._end(tracked, verdict.status, verdict.error_code, verdict.error)
+
+    def _record_late(self, topic: str, payload: str) -> None:
+        now = utcnow()
+        keep: list[tuple[_Tracked, datetime]] = []
+        for tracked, ended in self._late[topic]:
+            if now - ended > LATE_WINDOW:
+                continue
+            verdict = tracked.matcher.feed(payload, retained=False)
+            if verdict is not None and verdict.status is not CommandStatus.ACKNOWLEDGED:
+                tracked.record.record_late_confirmation(f"{verdict.status.value}: {payload}", now)
+                self._persist(tracked.record)
+                self._notify(tracked.record, tracked.record.status)
+                continue
+            keep.append((tracked, ended))
+        if keep:
+            self._late[topic] = keep
+        else:
+            del self._late[topic]
+
+    def _on_state(self, state_topic: _StateTopic, payload: str) -> None:
+        config = self.devices[state_topic.hardware_id]
+        state = self.states[state_topic.hardware_id]
+        dtype = config.device_type
+        value = payload.strip()
+        if state_topic.kind == "availability":
+            if value == dtype.payload_online:
+                state.online = True
+            elif value == dtype.payload_offline:
+                state.online = False
+                self._fail_open_commands(config)
+            else:
+                return
+        elif state_topic.kind == "lock":
+            if value not in (dtype.payload_locked, dtype.payload_unlocked):
+                return
+            state.locked = value == dtype.payload_locked
+        else:
+            if value not in (dtype.payload_on, dtype.payload_off):
+                return
+            assert state_topic.relay is not None
+            state.relays[state_topic.relay] = value == dtype.payload_on
+        for listener in list(self._device_listeners):
+            listener(config, state)
+
+    def _fail_open_commands(self, config: DeviceConfig) -> None:
+        """The device went offline: its open commands fail, unless going offline is their step."""
+        offline_topic = config.topic(config.device_type.availability_topic)
+        for tracked in [
+            t for t in self._open.values() if t.record.hardware_id == config.hardware_id
+        ]:
+            if tracked.matcher.topic == offline_topic:
+                continue
+            self._end(
+                tracked,
+                CommandStatus.FAILED,
+                ErrorCode.DEVICE_OFFLINE,
+                f"{config.name} went offline",
+            )
+
+    def _maybe_discovered(self, topic: str, payload: str) -> None:
+        for dtype in DEVICE_TYPES.values():
+            if not dtype.discoverable or payload.strip() != dtype.payload_online:
+                continue
+            prefix, _, suffix = dtype.availability_topic.partition("{mqtt_id}")
+            if topic.startswith(prefix) and topic.endswith(suffix):
+                mqtt_id = topic[len(prefix) : len(topic) - len(suffix)]
+                if mqtt_id and "/" not in mqtt_id and mqtt_id not in self.devices:
+                    for listener in list(self._discovery_listeners):
+                        listener(dtype, mqtt_id)
+
+    # ---- queries and history -------------------------------------------------------------
+
+    def open_command(self, command_id: str) -> CommandRecord | None:
+        """Return an open command's live record."""
+        tracked = self._open.get(command_id)
+        return None if tracked is None else tracked.record
+
+    async def async_get(self, command_id: str) -> CommandRecord | None:
+        """Return a command by id (live when open)."""
+        return self.open_command(command_id) or await self.store.get(command_id)
+
+    async def async_wait(self, command_id: str, wait_seconds: float) -> CommandRecord:
+        """Wait up to ``wait_seconds`` for a command to end; return its record."""
+        tracked = self._open.get(command_id)
+        if tracked is not None:
+            try:
+                async with asyncio.timeout(wait_seconds):
+                    await tracked.done.wait()
+            except TimeoutError:
+                pass
+            return tracked.record
+        record = await self.store.get(command_id)
+        if record is None:
+            raise UnknownCommandError(f"no command {command_id!r}")
+        return record
+
+    async def async_retry(
+        self, command_id: str, *, source: str, caller: str | None = None
+    ) -> CommandRecord:
+        """Send a failed or timed-out command again, as a new command linked to it."""
+        original = await self.async_get(command_id)
+        if original is None:
+            raise UnknownCommandError(f"no command {command_id!r}")
+        if original.status not in (CommandStatus.FAILED, CommandStatus.TIMEOUT):
+            raise NotRetryableError(
+                f"command {command_id} is {original.status.value}; only failed or timed-out"
+                " commands can be retried"
+            )
+        return await self.async_submit(
+            original.hardware_id,
+            original.command,
+            original.relay,
+            original.params,
+            source=source,
+            caller=caller,
+            retry_of=original.command_id,
+        )
+
+    async def async_list(
+        self, device_ref: str | None = None, limit: int = 100
+    ) -> list[CommandRecord]:
+        """Return commands newest first, for one device (hardware or HA id) or all."""
+        hardware_id = None
+        if device_ref is not None:
+            try:
+                hardware_id = self.device(device_ref).hardware_id
+            except UnknownDeviceError:
+                hardware_id = device_ref
+        records = await self.store.list_commands(hardware_id, limit)
+        return [self.open_command(r.command_id) or r for r in records]
+
+    async def async_delete(self, command_id: str) -> bool:
+        """Delete a command from the history (an open one stops being tracked)."""
+        tracked = self._open.get(command_id)
+        if tracked is not None:
+            self._untrack(tracked)
+        if self._writes:
+            await asyncio.gather(*list(self._writes), return_exceptions=True)
+        return await self.store.delete(command_id)
+
+    async def async_purge(self, older_than_days: float) -> tuple[datetime, int]:
+        """Delete finished commands older than ``older_than_days``; return cutoff and count."""
+        cutoff = utcnow() - timedelta(days=older_than_days)
+        if self._writes:
+            await asyncio.gather(*list(self._writes), return_exceptions=True)
+        return cutoff, await self.store.purge(cutoff)
+
+    def open_commands(self) -> Iterable[CommandRecord]:
+        """Return the commands being tracked now."""
+        return [t.record for t in self._open.values()]
+
+    def seq_topics(self) -> dict[str, int]:
+        """Return how many open commands wait on each topic (diagnostics)."""
+        return {topic: len(items) for topic, items in self._by_topic.items()}

@@ -1,0 +1,189 @@
+"""Service actions: send, retry, list and purge tracked commands; each returns response data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.service import async_register_admin_service
+import probatio as vol  # HA's schema library; `voluptuous` resolves to its shim at run time
+
+from .const import DOMAIN
+from .core.errors import CommandError
+from .core.model import isoformat_z
+from .core.representation import command_to_dict
+from .core.store import StoreError
+from .engine import CommandEngine
+from .runtime import IoteeConfigEntry
+
+ATTR_DEVICE = "device"
+ATTR_COMMAND = "command"
+ATTR_PARAMS = "params"
+ATTR_WAIT = "wait"
+ATTR_RELAY = "relay"
+ATTR_ACTION = "action"
+ATTR_COMMAND_ID = "command_id"
+ATTR_LIMIT = "limit"
+ATTR_OLDER_THAN_DAYS = "older_than_days"
+
+SERVICE_SEND_COMMAND = "send_command"
+SERVICE_RELAY_COMMAND = "relay_command"
+SERVICE_RETRY_COMMAND = "retry_command"
+SERVICE_GET_COMMANDS = "get_commands"
+SERVICE_PURGE_COMMANDS = "purge_commands"
+
+SEND_COMMAND_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_DEVICE): cv.string,
+        vol.Required(ATTR_COMMAND): cv.string,
+        vol.Optional(ATTR_PARAMS, default=dict): dict,
+        vol.Optional(ATTR_WAIT, default=False): cv.boolean,
+    }
+)
+RELAY_COMMAND_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_DEVICE): cv.string,
+        vol.Required(ATTR_RELAY): vol.All(vol.Coerce(int), vol.Range(min=1)),
+        vol.Required(ATTR_ACTION): vol.All(vol.Upper, vol.In(["ON", "OFF", "JOG"])),
+        vol.Optional(ATTR_WAIT, default=False): cv.boolean,
+    }
+)
+RETRY_COMMAND_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_COMMAND_ID): cv.string,
+        vol.Optional(ATTR_WAIT, default=False): cv.boolean,
+    }
+)
+GET_COMMANDS_SCHEMA = vol.Schema(
+    {
+        vol.Optional(ATTR_DEVICE): cv.string,
+        vol.Optional(ATTR_LIMIT, default=100): vol.All(vol.Coerce(int), vol.Range(min=1, max=1000)),
+    }
+)
+PURGE_COMMANDS_SCHEMA = vol.Schema(
+    {vol.Required(ATTR_OLDER_THAN_DAYS): vol.All(vol.Coerce(float), vol.Range(min=0))}
+)
+
+
+def _engine(hass: HomeAssistant) -> CommandEngine:
+    entries: list[IoteeConfigEntry] = hass.config_entries.async_loaded_entries(DOMAIN)
+    if not entries:
+        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="not_loaded")
+    return entries[0].runtime_data.engine
+
+
+def _validation_error(err: CommandError) -> ServiceValidationError:
+    return ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key=err.code,
+        translation_placeholders={"error": str(err)},
+    )
+
+
+def _store_error(err: StoreError) -> HomeAssistantError:
+    return HomeAssistantError(
+        translation_domain=DOMAIN,
+        translation_key="store_error",
+        translation_placeholders={"error": str(err)},
+    )
+
+
+async def _async_send(
+    hass: HomeAssistant,
+    call: ServiceCall,
+    command: str,
+    relay: int | None,
+    params: dict[str, Any] | None,
+) -> ServiceResponse:
+    engine = _engine(hass)
+    try:
+        record = await engine.async_submit(
+            call.data[ATTR_DEVICE],
+            command,
+            relay,
+            params,
+            source="service",
+            caller=call.context.user_id,
+        )
+        if call.data[ATTR_WAIT]:
+            record = await engine.async_wait(record.command_id, engine.settings.command_timeout + 1)
+    except CommandError as err:
+        raise _validation_error(err) from err
+    except StoreError as err:
+        raise _store_error(err) from err
+    return command_to_dict(record)
+
+
+@callback
+def async_setup_services(hass: HomeAssistant) -> None:
+    """Register IoTee's service actions."""
+
+    async def send_command(call: ServiceCall) -> ServiceResponse:
+        return await _async_send(hass, call, call.data[ATTR_COMMAND], None, call.data[ATTR_PARAMS])
+
+    async def relay_command(call: ServiceCall) -> ServiceResponse:
+        return await _async_send(hass, call, call.data[ATTR_ACTION], call.data[ATTR_RELAY], None)
+
+    async def retry_command(call: ServiceCall) -> ServiceResponse:
+        engine = _engine(hass)
+        try:
+            record = await engine.async_retry(
+                call.data[ATTR_COMMAND_ID], source="service", caller=call.context.user_id
+            )
+            if call.data[ATTR_WAIT]:
+                record = await engine.async_wait(
+                    record.command_id, engine.settings.command_timeout + 1
+                )
+        except CommandError as err:
+            raise _validation_error(err) from err
+        except StoreError as err:
+            raise _store_error(err) from err
+        return command_to_dict(record)
+
+    async def get_commands(call: ServiceCall) -> ServiceResponse:
+        engine = _engine(hass)
+        device = call.data.get(ATTR_DEVICE)
+        if device is not None:
+            try:
+                engine.device(device)
+            except CommandError as err:
+                raise _validation_error(err) from err
+        records = await engine.async_list(device, call.data[ATTR_LIMIT])
+        return {"commands": [command_to_dict(record) for record in records]}
+
+    async def purge_commands(call: ServiceCall) -> ServiceResponse:
+        engine = _engine(hass)
+        cutoff, deleted = await engine.async_purge(call.data[ATTR_OLDER_THAN_DAYS])
+        return {"success": True, "cutoff_date": isoformat_z(cutoff), "deleted": deleted}
+
+    for name, handler, schema in (
+        (SERVICE_SEND_COMMAND, send_command, SEND_COMMAND_SCHEMA),
+        (SERVICE_RELAY_COMMAND, relay_command, RELAY_COMMAND_SCHEMA),
+        (SERVICE_RETRY_COMMAND, retry_command, RETRY_COMMAND_SCHEMA),
+    ):
+        hass.services.async_register(
+            DOMAIN, name, handler, schema, supports_response=SupportsResponse.OPTIONAL
+        )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_GET_COMMANDS,
+        get_commands,
+        GET_COMMANDS_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
+    )
+    async_register_admin_service(
+        hass,
+        DOMAIN,
+        SERVICE_PURGE_COMMANDS,
+        purge_commands,
+        PURGE_COMMANDS_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
