@@ -138,7 +138,7 @@ class PahoPeer:
         if not self._subscribed.wait(5):
             raise TimeoutError(f"no SUBACK for {topic}")
 
-    def publish(self, topic: str, payload: str, *, retain: bool = False) -> None:
+    def publish(self, topic: str, payload: str, retain: bool = False) -> None:
         """Publish and wait until the broker has it."""
         info = self._client.publish(topic, payload, qos=1, retain=retain)
         info.wait_for_publish(5)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from pytest_homeassistant_custom_component.common import MockConfigEntry
-
 from homeassistant.components import mqtt
 from homeassistant.core import HomeAssistant, callback
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from .broker import PahoPeer
 from .conftest import subscribed

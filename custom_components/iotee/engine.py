@@ -94,6 +94,7 @@ class CommandEngine:
         self._discovery_listeners: list[DiscoveryListener] = []
         self._unsubscribes: list[CALLBACK_TYPE] = []
         self._writes: set[asyncio.Task[None]] = set()
+        self.subscription_filters: list[str] = []
 
     # ---- devices -------------------------------------------------------------------------
 
@@ -153,7 +154,8 @@ class CommandEngine:
     async def async_start(self) -> None:
         """Recover open commands from the store and subscribe to the device topics."""
         await self._async_recover()
-        for topic_filter in self._subscription_filters():
+        self.subscription_filters = self._subscription_filters()
+        for topic_filter in self.subscription_filters:
             self._unsubscribes.append(
                 await mqtt.async_subscribe(self.hass, topic_filter, self._on_message, qos=1)
             )
@@ -172,7 +174,9 @@ class CommandEngine:
                 ]
                 templates += [spec.confirmation.topic for spec in dtype.commands.values()]
             for template in templates:
-                topic_filter = template.format(mqtt_id="+", relay="+")
+                topic_filter = "/".join(
+                    "+" if "{" in level else level for level in template.split("/")
+                )
                 if topic_filter not in filters:
                     filters.append(topic_filter)
         return filters

@@ -1,0 +1,462 @@
+"""The SQLite command store."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+import sqlite3
+import threading
+
+import pytest
+
+from custom_components.iotee.core import store as store_module
+from custom_components.iotee.core.model import (
+    CommandRecord,
+    CommandStatus,
+    ErrorCode,
+    Transition,
+)
+from custom_components.iotee.core.store import (
+    SCHEMA_VERSION,
+    AsyncCommandStore,
+    CommandStore,
+    IdempotencyEntry,
+    StoreError,
+)
+
+T0 = datetime(2025, 12, 17, 10, 30, 0, 123456, tzinfo=UTC)
+
+
+def make_record(command_id: str, **overrides: object) -> CommandRecord:
+    """Return a pending record created at ``T0`` unless told otherwise."""
+    created_at = overrides.pop("created_at", T0)
+    assert isinstance(created_at, datetime)
+    values: dict[str, object] = {
+        "command_id": command_id,
+        "hardware_id": "hw1",
+        "device_type": "tasmota",
+        "command": "ON",
+        "topic": "cmnd/hw1/POWER1",
+        "payload": "ON",
+        "created_at": created_at,
+        "deadline": created_at + timedelta(seconds=10),
+        "relay": 1,
+    }
+    values.update(overrides)
+    return CommandRecord(**values)  # type: ignore[arg-type]
+
+
+def finished(command_id: str, status: CommandStatus, **overrides: object) -> CommandRecord:
+    """Return a record that went through publish to ``status``."""
+    record = make_record(command_id, **overrides)
+    at = record.created_at + timedelta(seconds=1)
+    if status is not CommandStatus.PENDING:
+        record.transition(CommandStatus.PUBLISHED, at)
+    if status not in (CommandStatus.PENDING, CommandStatus.PUBLISHED):
+        record.transition(status, at + timedelta(seconds=1))
+    return record
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """Return where the test's database lives."""
+    return tmp_path / "iotee" / "commands.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Generator[CommandStore]:
+    """Return an open store on a fresh file."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    opened = CommandStore(db_path)
+    opened.open()
+    yield opened
+    opened.close()
+
+
+def ids(records: list[CommandRecord]) -> list[str]:
+    """Return the ids of ``records`` in order."""
+    return [record.command_id for record in records]
+
+
+def test_open_creates_schema_and_wal(store: CommandStore, db_path: Path) -> None:
+    assert SCHEMA_VERSION == 1
+    assert store.schema_version == 1
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {
+        row[0] for row in store.db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+    }
+    assert {"commands", "idempotency"} <= tables
+    assert db_path.exists()
+    assert store.count() == 0
+
+
+def test_not_open_raises(db_path: Path) -> None:
+    store = CommandStore(db_path)
+    with pytest.raises(StoreError, match="not open"):
+        store.get("x")
+    store.close()  # closing a store that is not open is harmless
+
+
+def test_open_in_missing_directory_raises(tmp_path: Path) -> None:
+    store = CommandStore(tmp_path / "missing" / "commands.db")
+    with pytest.raises(StoreError, match="cannot open"):
+        store.open()
+    with pytest.raises(StoreError, match="not open"):
+        _ = store.db
+
+
+def test_round_trip_preserves_every_field(store: CommandStore) -> None:
+    record = make_record(
+        "full",
+        hardware_id="AA:BB",
+        device_id="ha-device-1",
+        device_type="wlte_relay",
+        command="JOG",
+        relay=3,
+        topic="wlte/AA:BB/relay/3/set",
+        payload='{"id": "full", "action": "JOG"}',
+        params={"duration": 1.5, "nested": {"list": [1, "two", None]}, "ü": True},
+        retry_of="earlier",
+        source="service",
+        caller="user-42",
+    )
+    record.transition(CommandStatus.PUBLISHED, T0 + timedelta(microseconds=1))
+    record.transition(CommandStatus.ACKNOWLEDGED, T0 + timedelta(seconds=1, microseconds=999999))
+    record.transition(
+        CommandStatus.TIMEOUT,
+        T0 + timedelta(seconds=10),
+        error_code=ErrorCode.TIMEOUT,
+        error="no answer in 10 s",
+    )
+    record.record_late_confirmation(
+        '{"id": "full", "status": "SUCCESS"}', T0 + timedelta(seconds=12)
+    )
+    store.insert(record)
+
+    loaded = store.get("full")
+
+    assert loaded == record
+    assert loaded is not record
+    assert loaded.transitions == [
+        Transition(CommandStatus.PENDING, T0),
+        Transition(CommandStatus.PUBLISHED, T0 + timedelta(microseconds=1)),
+        Transition(CommandStatus.ACKNOWLEDGED, T0 + timedelta(seconds=1, microseconds=999999)),
+        Transition(CommandStatus.TIMEOUT, T0 + timedelta(seconds=10)),
+    ]
+    assert loaded.status is CommandStatus.TIMEOUT
+    assert loaded.created_at.tzinfo is not None
+    assert loaded.late_confirmation_at == T0 + timedelta(seconds=12)
+
+
+def test_round_trip_of_a_minimal_record(store: CommandStore) -> None:
+    record = make_record("lock", relay=None, device_type="iotee_device", command="lock")
+    store.insert(record)
+    loaded = store.get("lock")
+    assert loaded == record
+    assert loaded is not None
+    assert (loaded.relay, loaded.device_id, loaded.params, loaded.caller) == (None, None, {}, None)
+    assert loaded.late_confirmation is None
+    assert loaded.late_confirmation_at is None
+
+
+def test_timestamps_round_trip_exactly(store: CommandStore) -> None:
+    base = datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC)
+    for micro in (0, 1, 499999, 500000, 999999, 123457, 654321):
+        created = base + timedelta(microseconds=micro)
+        store.insert(make_record(f"t{micro}", created_at=created))
+        loaded = store.get(f"t{micro}")
+        assert loaded is not None
+        assert loaded.created_at == created
+
+
+def test_get_missing(store: CommandStore) -> None:
+    assert store.get("nope") is None
+
+
+def test_insert_duplicate_id_raises(store: CommandStore) -> None:
+    store.insert(make_record("dup"))
+    with pytest.raises(StoreError):
+        store.insert(make_record("dup"))
+    assert store.count() == 1
+
+
+def test_update(store: CommandStore) -> None:
+    record = make_record("u")
+    store.insert(record)
+    record.transition(CommandStatus.PUBLISHED, T0 + timedelta(seconds=1))
+    record.transition(
+        CommandStatus.FAILED,
+        T0 + timedelta(seconds=2),
+        error_code=ErrorCode.DEVICE_FAILED,
+        error="boom",
+    )
+    record.record_late_confirmation("ON", T0 + timedelta(seconds=3))
+    store.update(record)
+
+    loaded = store.get("u")
+    assert loaded == record
+    assert loaded is not None
+    assert loaded.status is CommandStatus.FAILED
+    assert [t.status for t in loaded.transitions] == [
+        CommandStatus.PENDING,
+        CommandStatus.PUBLISHED,
+        CommandStatus.FAILED,
+    ]
+    assert store.count() == 1
+
+
+def test_update_keeps_insertion_order_for_ties(store: CommandStore) -> None:
+    first, second = make_record("first"), make_record("second")
+    store.insert(first)
+    store.insert(second)
+    assert ids(store.list_commands()) == ["second", "first"]
+    first.transition(CommandStatus.PUBLISHED, T0 + timedelta(seconds=1))
+    store.update(first)
+    # Updating a record must not make it look newer than one inserted after it.
+    assert ids(store.list_commands()) == ["second", "first"]
+    assert ids(store.list_commands("hw1")) == ["second", "first"]
+
+
+def test_list_newest_first_per_device_and_all(store: CommandStore) -> None:
+    for i in range(5):
+        store.insert(make_record(f"a{i}", hardware_id="A", created_at=T0 + timedelta(minutes=i)))
+    for i in range(3):
+        store.insert(
+            make_record(f"b{i}", hardware_id="B", created_at=T0 + timedelta(minutes=i, seconds=30))
+        )
+
+    assert ids(store.list_commands("A")) == ["a4", "a3", "a2", "a1", "a0"]
+    assert ids(store.list_commands("B")) == ["b2", "b1", "b0"]
+    assert ids(store.list_commands("C")) == []
+    assert ids(store.list_commands()) == ["a4", "a3", "b2", "a2", "b1", "a1", "b0", "a0"]
+    assert ids(store.list_commands(limit=3)) == ["a4", "a3", "b2"]
+    assert ids(store.list_commands("A", limit=2)) == ["a4", "a3"]
+    assert ids(store.list_commands("B", limit=10)) == ["b2", "b1", "b0"]
+    assert store.count() == 8
+
+
+def test_list_orders_by_time_not_insertion(store: CommandStore) -> None:
+    store.insert(make_record("late", created_at=T0 + timedelta(seconds=5)))
+    store.insert(make_record("early", created_at=T0))
+    assert ids(store.list_commands()) == ["late", "early"]
+
+
+def test_list_ties_newest_inserted_first(store: CommandStore) -> None:
+    for name in ("x", "y", "z"):
+        store.insert(make_record(name))
+    store.insert(make_record("other", hardware_id="hw2"))
+    assert ids(store.list_commands("hw1")) == ["z", "y", "x"]
+    assert ids(store.list_commands()) == ["other", "z", "y", "x"]
+
+
+def test_open_commands(store: CommandStore) -> None:
+    for status in CommandStatus:
+        store.insert(finished(status.value, status))
+    open_ids = ids(store.open_commands())
+    assert sorted(open_ids) == ["acknowledged", "pending", "published"]
+    assert {r.status for r in store.open_commands()} == {
+        CommandStatus.PENDING,
+        CommandStatus.PUBLISHED,
+        CommandStatus.ACKNOWLEDGED,
+    }
+
+
+def test_open_commands_oldest_first(store: CommandStore) -> None:
+    store.insert(make_record("new", created_at=T0 + timedelta(seconds=2)))
+    store.insert(make_record("old", created_at=T0))
+    assert ids(store.open_commands()) == ["old", "new"]
+
+
+def test_delete(store: CommandStore) -> None:
+    store.insert(make_record("d1"))
+    store.insert(make_record("d2"))
+    assert store.delete("d1") is True
+    assert store.delete("d1") is False
+    assert store.delete("never") is False
+    assert store.get("d1") is None
+    assert store.get("d2") is not None
+
+
+def test_purge(store: CommandStore) -> None:
+    cutoff = T0 + timedelta(days=1)
+    old = T0
+    new = cutoff + timedelta(seconds=1)
+    for status in CommandStatus:
+        store.insert(finished(f"old-{status}", status, created_at=old))
+        store.insert(finished(f"new-{status}", status, created_at=new))
+    store.insert(finished("at-cutoff", CommandStatus.COMPLETED, created_at=cutoff))
+
+    assert store.purge(cutoff) == 3
+
+    remaining = set(ids(store.list_commands(limit=100)))
+    assert remaining == {
+        "old-pending",
+        "old-published",
+        "old-acknowledged",
+        "at-cutoff",
+        *(f"new-{status}" for status in CommandStatus),
+    }
+    assert store.purge(cutoff) == 0
+
+
+def test_reopen_keeps_data(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    record = finished("keep", CommandStatus.COMPLETED, params={"a": 1})
+    first = CommandStore(db_path)
+    first.open()
+    first.insert(record)
+    first.idempotency_put(IdempotencyEntry("scope", "hash", "keep", T0))
+    first.close()
+
+    second = CommandStore(db_path)
+    second.open()
+    try:
+        assert second.get("keep") == record
+        assert second.idempotency_get("scope") == IdempotencyEntry("scope", "hash", "keep", T0)
+        assert second.schema_version == 1
+    finally:
+        second.close()
+
+
+def test_durable_without_close(db_path: Path) -> None:
+    """A write is visible to another connection as soon as ``insert`` returns."""
+    db_path.parent.mkdir(parents=True)
+    writer = CommandStore(db_path)
+    writer.open()
+    reader = CommandStore(db_path)
+    reader.open()
+    try:
+        writer.insert(make_record("seen"))
+        assert reader.get("seen") is not None
+    finally:
+        writer.close()
+        reader.close()
+
+
+def test_newer_schema_raises(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    db = sqlite3.connect(db_path)
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.close()
+
+    store = CommandStore(db_path)
+    with pytest.raises(StoreError, match="newer"):
+        store.open()
+    # The failed open left no connection behind.
+    with pytest.raises(StoreError, match="not open"):
+        _ = store.db
+
+
+def test_failed_migration_leaves_nothing_behind(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db_path.parent.mkdir(parents=True)
+    broken = (*store_module._MIGRATIONS[1], "CREATE TABLE broken (")
+    monkeypatch.setitem(store_module._MIGRATIONS, 1, broken)
+    with pytest.raises(StoreError):
+        CommandStore(db_path).open()
+    monkeypatch.undo()
+
+    store = CommandStore(db_path)
+    store.open()  # the migration is retried from scratch, not stuck half-done
+    try:
+        assert store.schema_version == 1
+        store.insert(make_record("ok"))
+        assert store.count() == 1
+    finally:
+        store.close()
+
+
+def test_idempotency(store: CommandStore) -> None:
+    assert store.idempotency_get("s1") is None
+    entry = IdempotencyEntry("s1", "h1", "c1", T0)
+    store.idempotency_put(entry)
+    assert store.idempotency_get("s1") == entry
+
+    replacement = IdempotencyEntry("s1", "h2", "c2", T0 + timedelta(hours=25))
+    store.idempotency_put(replacement)
+    assert store.idempotency_get("s1") == replacement
+
+    store.idempotency_put(IdempotencyEntry("s2", "h", "c3", T0))
+    store.idempotency_put(IdempotencyEntry("s3", "h", "c4", T0 + timedelta(hours=24)))
+    assert store.idempotency_purge(T0 + timedelta(hours=24)) == 1
+    assert store.idempotency_get("s2") is None
+    assert store.idempotency_get("s3") is not None
+    assert store.idempotency_get("s1") == replacement
+    assert store.idempotency_purge(T0 + timedelta(hours=24)) == 0
+
+
+def test_idempotency_is_independent_of_commands(store: CommandStore) -> None:
+    store.insert(make_record("c1"))
+    store.idempotency_put(IdempotencyEntry("s1", "h1", "c1", T0))
+    assert store.delete("c1") is True
+    assert store.idempotency_get("s1") is not None
+    assert store.purge(T0 + timedelta(days=365)) == 0
+
+
+def test_memory_store() -> None:
+    store = CommandStore(":memory:")
+    store.open()
+    try:
+        store.insert(make_record("m"))
+        assert ids(store.list_commands()) == ["m"]
+    finally:
+        store.close()
+
+
+def store_threads() -> list[threading.Thread]:
+    """Return the live worker threads of async stores."""
+    return [t for t in threading.enumerate() if t.name.startswith("iotee_store")]
+
+
+async def test_async_store_round_trip(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    before = store_threads()
+    store = AsyncCommandStore(CommandStore(db_path))
+    await store.open()
+    try:
+        record = make_record("async", params={"k": "v"})
+        await store.insert(record)
+        record.transition(CommandStatus.PUBLISHED, T0 + timedelta(seconds=1))
+        await store.update(record)
+        await store.insert(finished("done", CommandStatus.COMPLETED, created_at=T0 - timedelta(1)))
+
+        assert await store.get("async") == record
+        assert await store.get("missing") is None
+        assert ids(await store.list_commands()) == ["async", "done"]
+        assert ids(await store.list_commands("hw1", 1)) == ["async"]
+        assert ids(await store.open_commands()) == ["async"]
+        assert await store.count() == 2
+
+        entry = IdempotencyEntry("scope", "hash", "async", T0)
+        await store.idempotency_put(entry)
+        assert await store.idempotency_get("scope") == entry
+        assert await store.idempotency_purge(T0 + timedelta(seconds=1)) == 1
+
+        assert await store.purge(T0) == 1
+        assert await store.delete("async") is True
+        assert await store.delete("async") is False
+        assert await store.count() == 0
+
+        workers = [t for t in store_threads() if t not in before]
+        assert len(workers) == 1
+        assert workers[0] is not threading.current_thread()
+    finally:
+        await store.close()
+
+    # close() joined the worker thread: nothing is left running.
+    assert store_threads() == before
+    with pytest.raises(StoreError, match="not open"):
+        _ = store.store.db
+
+
+async def test_async_store_open_error(tmp_path: Path) -> None:
+    store = AsyncCommandStore(CommandStore(tmp_path / "missing" / "x.db"))
+    try:
+        with pytest.raises(StoreError):
+            await store.open()
+    finally:
+        await store.close()
+    assert store_threads() == []

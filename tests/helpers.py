@@ -1,0 +1,96 @@
+"""Helpers to set up the IoTee hub with devices in tests."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from homeassistant.config_entries import ConfigSubentryData
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.iotee.config_flow import DEFAULT_OPTIONS
+from custom_components.iotee.const import (
+    CONF_DEVICE_TYPE,
+    CONF_HARDWARE_ID,
+    CONF_MQTT_TOPIC,
+    CONF_RELAY_LOCKS,
+    CONF_RELAYS,
+    DOMAIN,
+    SUBENTRY_DEVICE,
+)
+from custom_components.iotee.engine import CommandEngine
+
+LOCK_ID = "ABC123"
+WLTE_ID = "abc123456789"
+TASMOTA_ID = "tasmota_1"
+
+
+def device(
+    hardware_id: str,
+    device_type: str,
+    name: str | None = None,
+    relays: int = 0,
+    relay_locks: list[int] | None = None,
+    mqtt_topic: str | None = None,
+) -> ConfigSubentryData:
+    """Return the subentry data of one device."""
+    data: dict[str, Any] = {CONF_HARDWARE_ID: hardware_id, CONF_DEVICE_TYPE: device_type}
+    if relays:
+        data[CONF_RELAYS] = relays
+        data[CONF_RELAY_LOCKS] = relay_locks or []
+    if mqtt_topic:
+        data[CONF_MQTT_TOPIC] = mqtt_topic
+    return ConfigSubentryData(
+        data=data,
+        subentry_type=SUBENTRY_DEVICE,
+        title=name or hardware_id,
+        unique_id=hardware_id,
+    )
+
+
+DEFAULT_DEVICES = (
+    device(LOCK_ID, "iotee_device", "Front door"),
+    device(WLTE_ID, "wlte_relay", "Gate controller", relays=4, relay_locks=[4]),
+    device(TASMOTA_ID, "tasmota", "Garden pump", relays=2, mqtt_topic="garden"),
+)
+
+
+async def setup_hub(
+    hass: HomeAssistant,
+    devices: tuple[ConfigSubentryData, ...] = DEFAULT_DEVICES,
+    **options: Any,
+) -> MockConfigEntry:
+    """Add and set up the IoTee hub with ``devices``; options override the defaults."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="IoTee",
+        unique_id=DOMAIN,
+        data={},
+        options=DEFAULT_OPTIONS | options,
+        subentries_data=devices,
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
+
+
+def engine_of(entry: MockConfigEntry) -> CommandEngine:
+    """Return the hub's command engine."""
+    engine: CommandEngine = entry.runtime_data.engine
+    return engine
+
+
+async def settle(hass: HomeAssistant, seconds: float = 0.05) -> None:
+    """Let messages in flight arrive."""
+    await asyncio.sleep(seconds)
+    await hass.async_block_till_done()
+
+
+async def engine_subscribed(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """Wait until the broker acknowledged every subscription of the engine."""
+    from .conftest import subscribed
+
+    for topic_filter in engine_of(entry).subscription_filters:
+        await subscribed(hass, topic_filter, qos=1)
