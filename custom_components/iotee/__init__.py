@@ -6,13 +6,14 @@ from datetime import timedelta
 import logging
 
 from homeassistant.components import mqtt
-from homeassistant.config_entries import ConfigSubentry
+from homeassistant.config_entries import SOURCE_INTEGRATION_DISCOVERY, ConfigSubentry
 from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import (
     config_validation as cv,
     device_registry as dr,
+    discovery_flow,
     issue_registry as ir,
 )
 from homeassistant.helpers.event import async_track_time_interval
@@ -33,15 +34,15 @@ from .const import (
     SUBENTRY_DEVICE,
 )
 from .core.device_config import DeviceConfig
-from .core.device_types import DEVICE_TYPES
+from .core.device_types import DEVICE_TYPES, DeviceType
 from .core.store import AsyncCommandStore, CommandStore, StoreError
-from .engine import CommandEngine, EngineSettings
+from .engine import CommandEngine, DiscoveryListener, EngineSettings
 from .runtime import IoteeConfigEntry, IoteeRuntime
 from .services import async_setup_services
 
 _LOGGER = logging.getLogger(__name__)
 
-PLATFORMS: list[Platform] = []
+PLATFORMS: list[Platform] = [Platform.BUTTON, Platform.LOCK, Platform.SWITCH]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 ISSUE_MQTT_UNAVAILABLE = "mqtt_unavailable"
 
@@ -94,6 +95,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: IoteeConfigEntry) -> boo
         command_timeout=float(entry.options.get(CONF_COMMAND_TIMEOUT, DEFAULT_COMMAND_TIMEOUT))
     )
     engine = CommandEngine(hass, store, settings)
+    devices: dict[str, DeviceConfig] = {}
     device_registry = dr.async_get(hass)
     for subentry in entry.subentries.values():
         if subentry.subentry_type != SUBENTRY_DEVICE:
@@ -109,6 +111,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: IoteeConfigEntry) -> boo
             model=config.device_type.name,
         )
         engine.set_device_id(config.hardware_id, device.id)
+        devices[subentry.subentry_id] = engine.devices[config.hardware_id]
 
     try:
         await engine.async_start()
@@ -116,7 +119,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: IoteeConfigEntry) -> boo
         await engine.async_stop()
         await store.close()
         raise
-    entry.runtime_data = IoteeRuntime(engine=engine, store=store)
+    entry.runtime_data = IoteeRuntime(engine=engine, store=store, devices=devices)
+    entry.async_on_unload(engine.add_discovery_listener(_discovery_starter(hass)))
 
     retention_days = float(entry.options.get(CONF_RETENTION_DAYS, DEFAULT_RETENTION_DAYS))
 
@@ -130,6 +134,25 @@ async def async_setup_entry(hass: HomeAssistant, entry: IoteeConfigEntry) -> boo
     entry.async_on_unload(entry.add_update_listener(_async_reload))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
+
+
+def _discovery_starter(hass: HomeAssistant) -> DiscoveryListener:
+    """Start a discovery flow, once per device, when an unconfigured device says online."""
+    seen: set[tuple[str, str]] = set()
+
+    @callback
+    def _discovered(device_type: DeviceType, mqtt_id: str) -> None:
+        if (device_type.name, mqtt_id) in seen:
+            return
+        seen.add((device_type.name, mqtt_id))
+        discovery_flow.async_create_flow(
+            hass,
+            DOMAIN,
+            context={"source": SOURCE_INTEGRATION_DISCOVERY},
+            data={CONF_DEVICE_TYPE: device_type.name, CONF_HARDWARE_ID: mqtt_id},
+        )
+
+    return _discovered
 
 
 async def _async_reload(hass: HomeAssistant, entry: IoteeConfigEntry) -> None:

@@ -86,7 +86,7 @@ class CommandEngine:
         self.states: dict[str, DeviceState] = {}
         self._open: dict[str, _Tracked] = {}
         self._by_topic: dict[str, list[_Tracked]] = {}
-        self._by_target: dict[tuple[str, int | None], _Tracked] = {}
+        self._by_target: dict[tuple[str, str], _Tracked] = {}
         self._late: dict[str, list[tuple[_Tracked, datetime]]] = {}
         self._state_topics: dict[str, _StateTopic] = {}
         self._command_listeners: list[CommandListener] = []

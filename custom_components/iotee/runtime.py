@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from homeassistant.config_entries import ConfigEntry
 
+from .core.device_config import DeviceConfig
 from .core.store import AsyncCommandStore
 from .engine import CommandEngine
 
@@ -16,6 +17,8 @@ class IoteeRuntime:
 
     engine: CommandEngine
     store: AsyncCommandStore
+    devices: dict[str, DeviceConfig] = field(default_factory=dict)
+    """Configured devices by config subentry id."""
 
 
 type IoteeConfigEntry = ConfigEntry[IoteeRuntime]

@@ -81,7 +81,7 @@ def test_new_record_starts_pending_with_one_transition() -> None:
     assert record.status is CommandStatus.PENDING
     assert record.transitions == [Transition(CommandStatus.PENDING, T0)]
     assert record.updated_at == T0
-    assert record.target == ("hw1", 1)
+    assert record.target == ("hw1", "relay:1")
     assert record.transition_at(CommandStatus.PENDING) == T0
     assert record.transition_at(CommandStatus.PUBLISHED) is None
 
@@ -95,8 +95,11 @@ def test_given_transitions_are_kept() -> None:
     assert record.updated_at == T0 + timedelta(1)
 
 
-def test_lock_target_has_no_relay() -> None:
-    assert make_record(relay=None, device_type="iotee_device").target == ("hw1", None)
+def test_lock_and_reboot_are_separate_targets() -> None:
+    lock = make_record(relay=None, device_type="iotee_device", command="lock")
+    reboot = make_record(relay=None, device_type="iotee_device", command="reboot")
+    assert lock.target == ("hw1", "lock")
+    assert reboot.target == ("hw1", "reboot")
 
 
 @pytest.mark.parametrize(("old", "new"), LEGAL, ids=str)

@@ -143,9 +143,11 @@ class CommandRecord:
             self.updated_at = self.created_at
 
     @property
-    def target(self) -> tuple[str, int | None]:
-        """Return what the command acts on: the device and its relay (None for the lock)."""
-        return (self.hardware_id, self.relay)
+    def target(self) -> tuple[str, str]:
+        """Return what the command acts on: the device and one of its relays, lock or reboot."""
+        if self.relay is not None:
+            return (self.hardware_id, f"relay:{self.relay}")
+        return (self.hardware_id, "reboot" if self.command == "reboot" else "lock")
 
     def transition(
         self,

@@ -1,0 +1,65 @@
+"""Buttons: JOG per relay, and reboot where the device type supports it."""
+
+from __future__ import annotations
+
+from homeassistant.components.button import ButtonEntity
+from homeassistant.components.button.const import ButtonDeviceClass
+from homeassistant.const import EntityCategory
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .core.device_config import DeviceConfig
+from .engine import CommandEngine
+from .entity import IoteeEntity
+from .runtime import IoteeConfigEntry
+
+PARALLEL_UPDATES = 0
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: IoteeConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add a JOG button per relay and a reboot button."""
+    engine = entry.runtime_data.engine
+    for subentry_id, config in entry.runtime_data.devices.items():
+        buttons: list[ButtonEntity] = []
+        if "JOG" in config.device_type.commands:
+            buttons.extend(
+                JogButton(engine, config, relay) for relay in range(1, config.relays + 1)
+            )
+        if config.device_type.can_reboot:
+            buttons.append(RebootButton(engine, config))
+        async_add_entities(buttons, config_subentry_id=subentry_id)
+
+
+class JogButton(IoteeEntity, ButtonEntity):
+    """Close a relay briefly, then open it (the pulse length is the device's own setting)."""
+
+    _attr_translation_key = "jog"
+
+    def __init__(self, engine: CommandEngine, config: DeviceConfig, relay: int) -> None:
+        """Create the JOG button of one relay."""
+        super().__init__(engine, config, f"relay_{relay}_jog", f"relay:{relay}")
+        self._relay = relay
+        self._attr_translation_placeholders = {"relay": str(relay)}
+
+    async def async_press(self) -> None:
+        """JOG the relay and wait for the device's confirmation."""
+        await self._async_run("JOG", self._relay)
+
+
+class RebootButton(IoteeEntity, ButtonEntity):
+    """Reboot the device; completes when it comes back online."""
+
+    _attr_device_class = ButtonDeviceClass.RESTART
+    _attr_entity_category = EntityCategory.CONFIG
+
+    def __init__(self, engine: CommandEngine, config: DeviceConfig) -> None:
+        """Create the reboot button."""
+        super().__init__(engine, config, "reboot", "reboot")
+
+    async def async_press(self) -> None:
+        """Reboot the device and wait until it is back online."""
+        await self._async_run("reboot")

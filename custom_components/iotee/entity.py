@@ -1,0 +1,119 @@
+"""Base entity: device info, availability, and the status of the entity's last command."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components import mqtt
+from homeassistant.core import callback
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity import Entity
+
+from .const import (
+    ATTR_LAST_COMMAND,
+    ATTR_LAST_COMMAND_AT,
+    ATTR_LAST_COMMAND_ERROR,
+    ATTR_LAST_COMMAND_ID,
+    ATTR_LAST_COMMAND_STATUS,
+    DOMAIN,
+)
+from .core.device_config import DeviceConfig, DeviceState
+from .core.errors import CommandError
+from .core.model import CommandRecord, CommandStatus, isoformat_z
+from .core.store import StoreError
+from .engine import CommandEngine
+
+
+class IoteeEntity(Entity):
+    """An entity of one IoTee device acting on one target (the lock, a relay, or reboot)."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(self, engine: CommandEngine, config: DeviceConfig, key: str, target: str) -> None:
+        """Bind the entity to its device and target."""
+        self.engine = engine
+        self.config = config
+        self._target = (config.hardware_id, target)
+        self._last: CommandRecord | None = None
+        self._attr_unique_id = f"{config.hardware_id}_{key}"
+        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, config.hardware_id)})
+
+    @property
+    def state_data(self) -> DeviceState:
+        """Return what the device reported."""
+        return self.engine.states[self.config.hardware_id]
+
+    @property
+    def available(self) -> bool:
+        """Available while MQTT is connected and the device has not said it is offline."""
+        return mqtt.is_connected(self.hass) and self.state_data.online is not False
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Return the status of the last command sent through this entity's target."""
+        last = self._last
+        return {
+            ATTR_LAST_COMMAND_ID: None if last is None else last.command_id,
+            ATTR_LAST_COMMAND: None if last is None else last.command,
+            ATTR_LAST_COMMAND_STATUS: None if last is None else last.status.value,
+            ATTR_LAST_COMMAND_AT: None if last is None else isoformat_z(last.created_at),
+            ATTR_LAST_COMMAND_ERROR: None if last is None else last.error,
+        }
+
+    async def async_added_to_hass(self) -> None:
+        """Follow device state, MQTT connection and this target's commands."""
+        self.async_on_remove(self.engine.add_device_listener(self._on_device))
+        self.async_on_remove(self.engine.add_command_listener(self._on_command))
+        self.async_on_remove(mqtt.async_subscribe_connection_status(self.hass, self._on_connection))
+
+    @callback
+    def _on_device(self, config: DeviceConfig, state: DeviceState) -> None:
+        if config.hardware_id == self.config.hardware_id:
+            self.async_write_ha_state()
+
+    @callback
+    def _on_connection(self, connected: bool) -> None:
+        self.async_write_ha_state()
+
+    @callback
+    def _on_command(self, record: CommandRecord, old: CommandStatus | None) -> None:
+        if record.target == self._target:
+            self._last = record
+            self.async_write_ha_state()
+
+    async def _async_run(self, command: str, relay: int | None = None) -> CommandRecord:
+        """Send a command, wait for its end, raise a translated error unless it completed."""
+        try:
+            record = await self.engine.async_submit(
+                self.config.hardware_id,
+                command,
+                relay,
+                source="entity",
+                caller=self._context_user(),
+            )
+            record = await self.engine.async_wait(
+                record.command_id, self.engine.settings.command_timeout + 1
+            )
+        except (CommandError, StoreError) as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="command_error",
+                translation_placeholders={"error": str(err)},
+            ) from err
+        if record.status is CommandStatus.COMPLETED:
+            return record
+        placeholders = {
+            "command": record.command,
+            "name": self.config.name,
+            "error": record.error or record.status.value,
+        }
+        key = "command_timeout" if record.status is CommandStatus.TIMEOUT else "command_failed"
+        raise HomeAssistantError(
+            translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
+        )
+
+    def _context_user(self) -> str | None:
+        context = self._context
+        return None if context is None else context.user_id

@@ -1,0 +1,208 @@
+"""Entities through HA services, with the real broker and simulated devices."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Generator
+
+from homeassistant.components import mqtt
+from homeassistant.const import ATTR_ENTITY_ID, STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.iotee.const import CONF_COMMAND_TIMEOUT, DOMAIN
+from simulator import Behaviour, Mode, SimulatedDevice
+
+from .broker import Mosquitto
+from .conftest import wait_for
+from .helpers import LOCK_ID, TASMOTA_ID, WLTE_ID, engine_subscribed, setup_hub
+
+FRONT_DOOR = "lock.front_door"
+GATE_RELAY_1 = "switch.gate_controller_relay_1"
+GATE_LOCK_4 = "lock.gate_controller_relay_4_lock"
+GATE_JOG_2 = "button.gate_controller_jog_relay_2"
+FRONT_DOOR_RESTART = "button.front_door_restart"
+
+
+@pytest.fixture
+def devices(mosquitto: Mosquitto) -> Generator[dict[str, SimulatedDevice]]:
+    """The three simulated devices, online."""
+    fast = Behaviour(pulse=0.1, reboot_delay=0.1)
+    sims = {
+        LOCK_ID: SimulatedDevice(
+            "iotee_device", LOCK_ID, mosquitto.host, mosquitto.port, behaviour=fast
+        ),
+        WLTE_ID: SimulatedDevice(
+            "wlte_relay", WLTE_ID, mosquitto.host, mosquitto.port, relays=4, behaviour=fast
+        ),
+        TASMOTA_ID: SimulatedDevice(
+            "tasmota", "garden", mosquitto.host, mosquitto.port, relays=2, behaviour=fast
+        ),
+    }
+    for sim in sims.values():
+        sim.start()
+    yield sims
+    for sim in sims.values():
+        sim.stop()
+
+
+@pytest.fixture
+async def hub(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry, devices: dict[str, SimulatedDevice]
+) -> MockConfigEntry:
+    """The hub set up after the devices announced themselves."""
+    entry = await setup_hub(hass, **{CONF_COMMAND_TIMEOUT: 1.5})
+    await engine_subscribed(hass, entry)
+    await wait_for(lambda: hass.states.get(FRONT_DOOR).state == "locked")
+    return entry
+
+
+async def call(hass: HomeAssistant, domain: str, service: str, entity_id: str) -> None:
+    """Call an entity service and wait for it."""
+    await hass.services.async_call(domain, service, {ATTR_ENTITY_ID: entity_id}, blocking=True)
+
+
+async def test_entities_and_devices_are_registered(
+    hass: HomeAssistant, hub: MockConfigEntry
+) -> None:
+    """One registry device per configured device; entities as far as each type supports."""
+    device_registry = dr.async_get(hass)
+    entity_registry = er.async_get(hass)
+    for hardware_id in (LOCK_ID, WLTE_ID, TASMOTA_ID):
+        device = device_registry.async_get_device_by_identifier((DOMAIN, hardware_id), hub.entry_id)
+        assert device is not None
+    entities = {
+        entry.entity_id
+        for entry in er.async_entries_for_config_entry(entity_registry, hub.entry_id)
+    }
+    assert entities == {
+        FRONT_DOOR,
+        FRONT_DOOR_RESTART,
+        "switch.gate_controller_relay_1",
+        "switch.gate_controller_relay_2",
+        "switch.gate_controller_relay_3",
+        GATE_LOCK_4,
+        "button.gate_controller_jog_relay_1",
+        GATE_JOG_2,
+        "button.gate_controller_jog_relay_3",
+        "button.gate_controller_jog_relay_4",
+        "switch.garden_pump_relay_1",
+        "switch.garden_pump_relay_2",
+        "button.garden_pump_jog_relay_1",
+        "button.garden_pump_jog_relay_2",
+        "button.garden_pump_restart",
+    }
+    restart = entity_registry.async_get(FRONT_DOOR_RESTART)
+    assert restart.entity_category == "config"
+    assert entity_registry.async_get(FRONT_DOOR).unique_id == f"{LOCK_ID}_lock"
+
+
+async def test_lock_unlock_with_confirmed_state_and_attributes(
+    hass: HomeAssistant, hub: MockConfigEntry, devices: dict[str, SimulatedDevice]
+) -> None:
+    """Unlocking goes through the device; state and attributes follow the tracked command."""
+    await call(hass, "lock", "unlock", FRONT_DOOR)
+    state = hass.states.get(FRONT_DOOR)
+    assert state.state == "unlocked"
+    assert state.attributes["last_command"] == "unlock"
+    assert state.attributes["last_command_status"] == "completed"
+    assert state.attributes["last_command_error"] is None
+    assert state.attributes["last_command_id"]
+    assert devices[LOCK_ID].state == {"lock": False}
+
+    await call(hass, "lock", "lock", FRONT_DOOR)
+    assert hass.states.get(FRONT_DOOR).state == "locked"
+
+
+async def test_lock_shows_unlocking_while_in_flight(
+    hass: HomeAssistant, hub: MockConfigEntry, devices: dict[str, SimulatedDevice]
+) -> None:
+    """While the device has not confirmed, the lock is 'unlocking'."""
+    devices[LOCK_ID].set_behaviour(delay=0.4)
+    task = hass.async_create_task(call(hass, "lock", "unlock", FRONT_DOOR))
+    await wait_for(lambda: hass.states.get(FRONT_DOOR).state == "unlocking")
+    await task
+    assert hass.states.get(FRONT_DOOR).state == "unlocked"
+
+
+async def test_failed_lock_raises_and_returns_to_confirmed_state(
+    hass: HomeAssistant, hub: MockConfigEntry, devices: dict[str, SimulatedDevice]
+) -> None:
+    """A device that never answers: the caller gets an error, the lock stays as confirmed."""
+    devices[LOCK_ID].set_behaviour(mode=Mode.SILENT)
+    with pytest.raises(HomeAssistantError) as err:
+        await call(hass, "lock", "unlock", FRONT_DOOR)
+    assert err.value.translation_key == "command_timeout"
+    state = hass.states.get(FRONT_DOOR)
+    assert state.state == "locked"
+    assert state.attributes["last_command_status"] == "timeout"
+
+
+async def test_rejected_relay_raises(
+    hass: HomeAssistant, hub: MockConfigEntry, devices: dict[str, SimulatedDevice]
+) -> None:
+    """A WLTE REJECTED answer fails the switch service with the device's reason."""
+    devices[WLTE_ID].set_behaviour(mode=Mode.REJECT)
+    with pytest.raises(HomeAssistantError) as err:
+        await call(hass, "switch", "turn_on", GATE_RELAY_1)
+    assert err.value.translation_key == "command_failed"
+    state = hass.states.get(GATE_RELAY_1)
+    assert state.state == "off"
+    assert state.attributes["last_command_status"] == "failed"
+    assert state.attributes["last_command_error"]
+
+
+async def test_switch_and_relay_lock_follow_relay_state(
+    hass: HomeAssistant, hub: MockConfigEntry, devices: dict[str, SimulatedDevice]
+) -> None:
+    """Switch ON/OFF and a relay lock (unlock = relay ON) track the device's relay state."""
+    await call(hass, "switch", "turn_on", GATE_RELAY_1)
+    assert hass.states.get(GATE_RELAY_1).state == "on"
+    assert devices[WLTE_ID].state["relay1"] is True
+    await call(hass, "switch", "turn_off", GATE_RELAY_1)
+    assert hass.states.get(GATE_RELAY_1).state == "off"
+
+    await call(hass, "lock", "unlock", GATE_LOCK_4)
+    assert hass.states.get(GATE_LOCK_4).state == "unlocked"
+    assert devices[WLTE_ID].state["relay4"] is True
+    await call(hass, "lock", "lock", GATE_LOCK_4)
+    assert hass.states.get(GATE_LOCK_4).state == "locked"
+
+
+async def test_jog_and_reboot_buttons(
+    hass: HomeAssistant, hub: MockConfigEntry, devices: dict[str, SimulatedDevice]
+) -> None:
+    """JOG completes after the relay went ON and back OFF; reboot after the device returns."""
+    await call(hass, "button", "press", GATE_JOG_2)
+    state = hass.states.get(GATE_JOG_2)
+    assert state.attributes["last_command"] == "JOG"
+    assert state.attributes["last_command_status"] == "completed"
+    assert devices[WLTE_ID].state["relay2"] is False
+
+    await call(hass, "button", "press", FRONT_DOOR_RESTART)
+    assert hass.states.get(FRONT_DOOR_RESTART).attributes["last_command_status"] == "completed"
+
+
+async def test_unavailable_while_device_offline_or_mqtt_down(
+    hass: HomeAssistant,
+    hub: MockConfigEntry,
+    devices: dict[str, SimulatedDevice],
+    mosquitto: Mosquitto,
+) -> None:
+    """Offline availability or a lost MQTT connection makes entities unavailable."""
+    await hass.async_add_executor_job(devices[LOCK_ID].stop, False)
+    await wait_for(lambda: hass.states.get(FRONT_DOOR).state == STATE_UNAVAILABLE)
+    assert hass.states.get(GATE_RELAY_1).state != STATE_UNAVAILABLE
+    await hass.async_add_executor_job(devices[LOCK_ID].start)
+    await wait_for(lambda: hass.states.get(FRONT_DOOR).state == "locked")
+
+    await hass.async_add_executor_job(mosquitto.stop)
+    await wait_for(lambda: not mqtt.is_connected(hass))
+    await wait_for(lambda: hass.states.get(GATE_RELAY_1).state == STATE_UNAVAILABLE)
+    await hass.async_add_executor_job(mosquitto.start)
+    await wait_for(lambda: mqtt.is_connected(hass), timeout=30)
+    await wait_for(lambda: hass.states.get(GATE_RELAY_1).state != STATE_UNAVAILABLE)
+    await asyncio.sleep(0)
