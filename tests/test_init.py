@@ -1,0 +1,164 @@
+"""Setup, unload, repairs, discovery, device removal, diagnostics and logbook."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from unittest.mock import patch
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.iotee.const import DOMAIN
+from custom_components.iotee.core.store import StoreError
+from custom_components.iotee.logbook import describe_command_event
+
+from .broker import PahoPeer
+from .conftest import wait_for
+from .helpers import DEFAULT_DEVICES, LOCK_ID, WLTE_ID, engine_of, engine_subscribed, setup_hub
+
+
+async def test_setup_and_unload(hass: HomeAssistant, mqtt_entry: MockConfigEntry) -> None:
+    """The hub loads with its engine and unloads cleanly, closing the store."""
+    entry = await setup_hub(hass)
+    assert entry.state is ConfigEntryState.LOADED
+    assert set(engine_of(entry).devices) == {LOCK_ID, WLTE_ID, "tasmota_1"}
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    assert entry.state is ConfigEntryState.NOT_LOADED
+
+
+async def test_mqtt_missing_raises_repair_and_retries(hass: HomeAssistant) -> None:
+    """Without HA's MQTT integration the hub is not ready and a repair issue explains why."""
+    entry = MockConfigEntry(domain=DOMAIN, title="IoTee", unique_id=DOMAIN)
+    entry.add_to_hass(hass)
+    with patch("custom_components.iotee.mqtt.async_wait_for_mqtt_client", return_value=False):
+        await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, "mqtt_unavailable")
+    assert issue is not None
+    assert issue.translation_key == "mqtt_unavailable"
+
+
+async def test_repair_cleared_once_mqtt_is_back(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry
+) -> None:
+    """A later successful setup deletes the repair issue."""
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        "mqtt_unavailable",
+        is_fixable=False,
+        severity=ir.IssueSeverity.ERROR,
+        translation_key="mqtt_unavailable",
+    )
+    await setup_hub(hass)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, "mqtt_unavailable") is None
+
+
+async def test_store_unavailable_is_not_ready(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry
+) -> None:
+    """A store that cannot be opened leaves the hub retrying, HA running."""
+    entry = MockConfigEntry(domain=DOMAIN, title="IoTee", unique_id=DOMAIN)
+    entry.add_to_hass(hass)
+    with patch(
+        "custom_components.iotee.core.store.CommandStore.open", side_effect=StoreError("locked")
+    ):
+        await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+
+
+async def test_daily_purge_respects_retention(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry
+) -> None:
+    """Once a day finished commands older than the retention are purged."""
+    entry = await setup_hub(hass, retention_days=1)
+    engine = engine_of(entry)
+    old = await engine.async_submit(LOCK_ID, "lock", source="test")
+    await engine.async_submit(LOCK_ID, "unlock", source="test")  # supersedes `old`
+    with patch(
+        "custom_components.iotee.engine.utcnow",
+        return_value=dt_util.utcnow() + timedelta(days=2),
+    ):
+        async_fire_time_changed(hass, dt_util.utcnow() + timedelta(days=1, seconds=1))
+        await hass.async_block_till_done()
+    assert await engine.store.get(old.command_id) is None
+
+
+async def test_unconfigured_device_online_starts_discovery(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry, peer: PahoPeer
+) -> None:
+    """A built-in type announcing online, not configured, appears in the Discovered list."""
+    entry = await setup_hub(hass)
+    await engine_subscribed(hass, entry)
+    await hass.async_add_executor_job(peer.publish, "wlte/newdev01/status", "online", True)
+    await hass.async_add_executor_job(peer.publish, "wlte/newdev01/status", "online", True)
+    await wait_for(lambda: hass.config_entries.flow.async_progress_by_handler(DOMAIN))
+    (flow,) = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert flow["context"]["unique_id"] == "wlte_relay:newdev01"
+    assert flow["step_id"] == "discovery_confirm"
+
+
+async def test_removing_device_keeps_history(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry
+) -> None:
+    """Removing a device subentry removes its entities and registry device; history stays."""
+    entry = await setup_hub(hass)
+    record = await engine_of(entry).async_submit(LOCK_ID, "lock", source="test")
+    lock_subentry = next(
+        sid for sid, sub in entry.subentries.items() if sub.data["hardware_id"] == LOCK_ID
+    )
+    assert hass.config_entries.async_remove_subentry(entry, lock_subentry)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    device = dr.async_get(hass).async_get_device_by_identifier((DOMAIN, LOCK_ID), entry.entry_id)
+    assert device is None
+    assert er.async_get(hass).async_get("lock.front_door") is None
+    history = await engine_of(entry).async_list(LOCK_ID)
+    assert [r.command_id for r in history] == [record.command_id]
+
+
+async def test_diagnostics_redacted(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry, hass_client: ClientSessionGenerator
+) -> None:
+    """Diagnostics show devices, state and commands, with callers and params redacted."""
+    entry = await setup_hub(hass)
+    await engine_of(entry).async_submit(
+        LOCK_ID, "lock", params={"pin": "s3cr3t-pin"}, source="test", caller="user-1"
+    )
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    assert len(diagnostics["devices"]) == len(DEFAULT_DEVICES)
+    assert diagnostics["stored_commands"] == 1
+    (recent,) = diagnostics["recent_commands"]
+    assert recent["params"] == "**REDACTED**"
+    assert "s3cr3t-pin" not in str(diagnostics)
+    assert diagnostics["open_commands"][0]["command"] == "lock"
+
+
+async def test_logbook_description(hass: HomeAssistant, mqtt_entry: MockConfigEntry) -> None:
+    """A status event reads as the device name and what happened."""
+    entry = await setup_hub(hass)
+    engine = engine_of(entry)
+    described = describe_command_event(
+        hass,
+        {
+            "command_id": "c1",
+            "hardware_id": WLTE_ID,
+            "device_id": engine.device(WLTE_ID).device_id,
+            "command": "JOG",
+            "relay": 2,
+            "new_status": "failed",
+            "error": "relay locked out",
+        },
+    )
+    assert described == {
+        "name": "Gate controller",
+        "message": "command JOG on relay 2 (c1) is failed: relay locked out",
+    }
+    assert describe_command_event(hass, {"hardware_id": "x", "command": "lock"})["name"] == "x"
