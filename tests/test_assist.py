@@ -32,7 +32,7 @@ def devices(mosquitto: Mosquitto) -> Generator[None]:
 async def converse(hass: HomeAssistant, text: str) -> str:
     """Say ``text`` to Assist and return the kind of answer."""
     result = await conversation.async_converse(hass, text, None, Context(), "en")
-    return str(result.response.response_type)
+    return result.response.response_type.value
 
 
 async def test_assist_locks_unlocks_and_switches(
