@@ -93,7 +93,9 @@ class Bootstrap:
             )
         if not steps.get("user", True):
             created = await self.request(
-                "POST", "/api/onboarding/users", json=OWNER | {"client_id": CLIENT_ID, "language": "en"}
+                "POST",
+                "/api/onboarding/users",
+                json=OWNER | {"client_id": CLIENT_ID, "language": "en"},
             )
             tokens = await self.token_from(
                 {"grant_type": "authorization_code", "code": created["auth_code"]}
@@ -121,7 +123,9 @@ class Bootstrap:
             if steps.get(step) is False:
                 await self.request("POST", path, json=body)
 
-    async def run_flow(self, start_path: str, start: dict[str, Any], answers: dict[str, Any]) -> Any:
+    async def run_flow(
+        self, start_path: str, start: dict[str, Any], answers: dict[str, Any]
+    ) -> Any:
         """Start a (sub)entry flow and answer each form step from ``answers``."""
         result = await self.request("POST", start_path, json=start)
         while result["type"] == "form":
@@ -144,7 +148,17 @@ class Bootstrap:
             await self.run_flow(
                 "/api/config/config_entries/flow",
                 {"handler": "mqtt", "show_advanced_options": False},
-                {"broker": {"broker": "127.0.0.1", "port": mqtt_port}},
+                {
+                    "broker": {
+                        "broker": "127.0.0.1",
+                        "port": mqtt_port,
+                        "other_settings": {
+                            "set_client_cert": False,
+                            "set_ca_cert": "off",
+                            "transport": "tcp",
+                        },
+                    }
+                },
             )
         if not await self.entries("iotee"):
             await self.run_flow(
@@ -201,7 +215,7 @@ async def main() -> int:
         f"  export IOTEE_API_KEY={state['api_key']}\n"
         "  curl -s -X POST http://127.0.0.1:8123/api/iotee/devices/ABC123/commands \\\n"
         '    -H "X-API-Key: $IOTEE_API_KEY" -H "Content-Type: application/json" \\\n'
-        "    -d '{\"command\": \"unlock\"}'\n",
+        '    -d \'{"command": "unlock"}\'\n',
         flush=True,
     )
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+import getpass
 import os
 from pathlib import Path
 import queue
@@ -46,6 +47,7 @@ class Mosquitto:
         self.config = workdir / "mosquitto.conf"
         self.config.write_text(
             f"listener {self.port} {self.host}\n"
+            f"user {getpass.getuser()}\n"
             "allow_anonymous true\n"
             "persistence false\n"
             f"log_dest file {workdir / 'mosquitto.log'}\n"
