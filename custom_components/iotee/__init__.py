@@ -19,6 +19,7 @@ from homeassistant.helpers import (
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.typing import ConfigType
 
+from .api import async_register_api, async_setup_entry_api
 from .const import (
     CONF_COMMAND_TIMEOUT,
     CONF_DEVICE_TYPE,
@@ -45,11 +46,13 @@ _LOGGER = logging.getLogger(__name__)
 PLATFORMS: list[Platform] = [Platform.BUTTON, Platform.LOCK, Platform.SWITCH]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 ISSUE_MQTT_UNAVAILABLE = "mqtt_unavailable"
+ISSUE_STORE_CORRUPT = "store_corrupt"
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the integration's services."""
+    """Register the integration's services and REST API."""
     async_setup_services(hass)
+    await async_register_api(hass)
     return True
 
 
@@ -82,7 +85,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: IoteeConfigEntry) -> boo
 
     store = AsyncCommandStore(CommandStore(hass.config.path(STORE_FILENAME)))
     try:
-        await store.open()
+        moved = await store.open()
     except StoreError as err:
         await store.close()
         raise ConfigEntryNotReady(
@@ -90,6 +93,21 @@ async def async_setup_entry(hass: HomeAssistant, entry: IoteeConfigEntry) -> boo
             translation_key="store_unavailable",
             translation_placeholders={"error": str(err)},
         ) from err
+    if moved is not None:
+        # The store logged it; the user sees where the damaged file went (until HA restarts).
+        ir.async_create_issue(
+            hass,
+            DOMAIN,
+            ISSUE_STORE_CORRUPT,
+            is_fixable=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key=ISSUE_STORE_CORRUPT,
+            translation_placeholders={
+                "path": str(moved.path),
+                "moved_to": str(moved.moved_to),
+                "error": moved.reason,
+            },
+        )
 
     settings = EngineSettings(
         command_timeout=float(entry.options.get(CONF_COMMAND_TIMEOUT, DEFAULT_COMMAND_TIMEOUT))
@@ -120,6 +138,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: IoteeConfigEntry) -> boo
         await store.close()
         raise
     entry.runtime_data = IoteeRuntime(engine=engine, store=store, devices=devices)
+    async_setup_entry_api(hass, entry)
     entry.async_on_unload(engine.add_discovery_listener(_discovery_starter(hass)))
 
     retention_days = float(entry.options.get(CONF_RETENTION_DAYS, DEFAULT_RETENTION_DAYS))

@@ -186,9 +186,21 @@ class IoteeConfigFlow(ConfigFlow, domain=DOMAIN):
 
 
 class IoteeOptionsFlow(OptionsFlow):
-    """Hub options: timeouts, retention and REST API limits."""
+    """Hub options: timeouts, retention and REST API limits; REST API keys."""
+
+    def __init__(self) -> None:
+        """Start with no key created."""
+        self._created: dict[str, str] = {}
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Choose: settings, create an API key, revoke an API key."""
+        return self.async_show_menu(
+            step_id="init", menu_options=["settings", "create_api_key", "revoke_api_key"]
+        )
+
+    async def async_step_settings(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
         """Edit the hub options."""
         if user_input is not None:
             return self.async_create_entry(data={key: user_input[key] for key in DEFAULT_OPTIONS})
@@ -203,10 +215,116 @@ class IoteeOptionsFlow(OptionsFlow):
             }
         )
         return self.async_show_form(
-            step_id="init",
+            step_id="settings",
             data_schema=self.add_suggested_values_to_schema(
                 schema, DEFAULT_OPTIONS | dict(self.config_entry.options)
             ),
+        )
+
+    async def async_step_create_api_key(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Name, role, scopes and optional expiry of a new REST API key."""
+        from .api.keys import MAX_EXPIRY_DAYS, SCOPES, ApiKeyError, Role
+        from .api.state import DATA_API
+
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            expires = user_input.get("expires_in_days")
+            try:
+                created = await self.hass.data[DATA_API].keys.async_create(
+                    str(user_input[CONF_NAME]),
+                    user_input["role"],
+                    list(user_input["scopes"]),
+                    None if expires is None else float(expires),
+                )
+            except ApiKeyError:
+                errors["base"] = "invalid_api_key"
+            else:
+                self._created = {
+                    "name": created.key.name,
+                    "key_id": created.key.key_id,
+                    "api_key": created.secret,
+                }
+                return await self.async_step_api_key_created()
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_NAME): TextSelector(),
+                vol.Required("role", default=Role.USER.value): SelectSelector(
+                    SelectSelectorConfig(
+                        options=[role.value for role in Role],
+                        translation_key="api_key_role",
+                        mode=SelectSelectorMode.LIST,
+                    )
+                ),
+                vol.Required("scopes", default=list(SCOPES)): SelectSelector(
+                    SelectSelectorConfig(
+                        options=list(SCOPES),
+                        translation_key="api_key_scope",
+                        multiple=True,
+                        mode=SelectSelectorMode.LIST,
+                    )
+                ),
+                vol.Optional("expires_in_days"): _number(1, MAX_EXPIRY_DAYS, 1, "d"),
+            }
+        )
+        return self.async_show_form(
+            step_id="create_api_key",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input or {}),
+            errors=errors,
+        )
+
+    async def async_step_api_key_created(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show the new key's secret, this once; the options stay as they are."""
+        if user_input is not None:
+            self._created = {}
+            return self.async_create_entry(data=dict(self.config_entry.options))
+        return self.async_show_form(
+            step_id="api_key_created",
+            data_schema=vol.Schema({}),
+            description_placeholders=self._created,
+        )
+
+    async def async_step_revoke_api_key(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Pick a key to revoke; it stops working at once."""
+        from homeassistant.helpers.selector import SelectOptionDict
+
+        from .api.keys import ApiKeyError
+        from .api.state import DATA_API
+
+        keys = self.hass.data[DATA_API].keys
+        if not keys.keys:
+            return self.async_abort(reason="no_api_keys")
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            try:
+                await keys.async_revoke(user_input["key_id"])
+            except ApiKeyError:
+                errors["base"] = "unknown_api_key"
+            else:
+                return self.async_create_entry(data=dict(self.config_entry.options))
+        options = [
+            SelectOptionDict(
+                value=key.key_id,
+                label=f"{key.name} ({key.key_id}, {key.role.value}"
+                + (", expired)" if key.expired() else ")"),
+            )
+            for key in keys.keys
+        ]
+        return self.async_show_form(
+            step_id="revoke_api_key",
+            data_schema=vol.Schema(
+                {
+                    vol.Required("key_id"): SelectSelector(
+                        SelectSelectorConfig(options=options, mode=SelectSelectorMode.DROPDOWN)
+                    )
+                }
+            ),
+            errors=errors,
         )
 
 

@@ -8,6 +8,12 @@ handed to listeners (entities, waiters).
 
 One command per target: a new command to the same lock or relay supersedes an open one, which
 ends ``failed`` with error code ``superseded``.
+
+Store faults: a record that cannot be stored at creation refuses the command before anything is
+published. Once a command is accepted the engine's in-memory record is the truth: status changes
+that cannot be written are kept by the store and written later (retried every
+``STORE_RETRY_INTERVAL`` seconds and with the next command), while one repair issue tells the user
+and one log line says so; both clear when writing works again.
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ from typing import Any
 from homeassistant.components import mqtt
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import issue_registry as ir
 
-from .const import EVENT_COMMAND_STATUS
+from .const import DOMAIN, EVENT_COMMAND_STATUS
 from .core.device_config import DeviceConfig, DeviceState
 from .core.device_types import DEVICE_TYPES, CommandSpec, DeviceType, render
 from .core.errors import (
@@ -35,12 +42,17 @@ from .core.errors import (
 )
 from .core.matcher import ConfirmationMatcher, Verdict
 from .core.model import CommandRecord, CommandStatus, ErrorCode, new_command_id, utcnow
-from .core.store import AsyncCommandStore
+from .core.store import AsyncCommandStore, StoreFaultError
 
 _LOGGER = logging.getLogger(__name__)
 
 LATE_WINDOW = timedelta(minutes=10)
 """How long after a timeout a device's confirmation is still recorded on the command."""
+
+STORE_RETRY_INTERVAL = 10.0
+"""Seconds between tries to write status changes the store could not write."""
+
+ISSUE_STORE_WRITE_FAILED = "store_write_failed"
 
 type CommandListener = Callable[[CommandRecord, CommandStatus | None], None]
 type DeviceListener = Callable[[DeviceConfig, DeviceState], None]
@@ -72,6 +84,25 @@ class _StateTopic:
     relay: int | None = None
 
 
+def _add_listener[L](listeners: list[L], listener: L) -> CALLBACK_TYPE:
+    """Append ``listener``; return what removes it."""
+    listeners.append(listener)
+    return lambda: listeners.remove(listener)
+
+
+def _add_keyed_listener[K, L](by_key: dict[K, list[L]], key: K, listener: L) -> CALLBACK_TYPE:
+    """Add ``listener`` under ``key``; return what removes it (and the key once it has none)."""
+    listeners = by_key.setdefault(key, [])
+    listeners.append(listener)
+
+    def remove() -> None:
+        listeners.remove(listener)
+        if not listeners and by_key.get(key) is listeners:
+            del by_key[key]
+
+    return remove
+
+
 class CommandEngine:
     """Creates, publishes, confirms and records commands for the configured devices."""
 
@@ -90,11 +121,16 @@ class CommandEngine:
         self._late: dict[str, list[tuple[_Tracked, datetime]]] = {}
         self._state_topics: dict[str, _StateTopic] = {}
         self._command_listeners: list[CommandListener] = []
+        self._target_listeners: dict[tuple[str, str], list[CommandListener]] = {}
         self._device_listeners: list[DeviceListener] = []
+        self._hardware_listeners: dict[str, list[DeviceListener]] = {}
         self._discovery_listeners: list[DiscoveryListener] = []
         self._unsubscribes: list[CALLBACK_TYPE] = []
         self._writes: set[asyncio.Task[None]] = set()
         self.subscription_filters: list[str] = []
+        self.store_fault: str | None = None
+        """Why the store cannot be written, while it cannot (None when it works)."""
+        self._store_retry: asyncio.TimerHandle | None = None
 
     # ---- devices -------------------------------------------------------------------------
 
@@ -132,16 +168,30 @@ class CommandEngine:
     # ---- listeners -----------------------------------------------------------------------
 
     @callback
-    def add_command_listener(self, listener: CommandListener) -> CALLBACK_TYPE:
-        """Call ``listener(record, old_status)`` on every change of a command."""
-        self._command_listeners.append(listener)
-        return lambda: self._command_listeners.remove(listener)
+    def add_command_listener(
+        self, listener: CommandListener, target: tuple[str, str] | None = None
+    ) -> CALLBACK_TYPE:
+        """Call ``listener(record, old_status)`` on every change of a command.
+
+        With ``target`` (a ``CommandRecord.target``) only for commands to that target: an entity
+        then costs nothing when other targets' commands change (listeners are found by target,
+        not by asking every entity of every device).
+        """
+        if target is None:
+            return _add_listener(self._command_listeners, listener)
+        return _add_keyed_listener(self._target_listeners, target, listener)
 
     @callback
-    def add_device_listener(self, listener: DeviceListener) -> CALLBACK_TYPE:
-        """Call ``listener(config, state)`` when a device reports state or availability."""
-        self._device_listeners.append(listener)
-        return lambda: self._device_listeners.remove(listener)
+    def add_device_listener(
+        self, listener: DeviceListener, hardware_id: str | None = None
+    ) -> CALLBACK_TYPE:
+        """Call ``listener(config, state)`` when a device reports state or availability.
+
+        With ``hardware_id`` only for that device.
+        """
+        if hardware_id is None:
+            return _add_listener(self._device_listeners, listener)
+        return _add_keyed_listener(self._hardware_listeners, hardware_id, listener)
 
     @callback
     def add_discovery_listener(self, listener: DiscoveryListener) -> CALLBACK_TYPE:
@@ -153,6 +203,8 @@ class CommandEngine:
 
     async def async_start(self) -> None:
         """Recover open commands from the store and subscribe to the device topics."""
+        # A store fault of an earlier run is that run's; this one reports its own.
+        ir.async_delete_issue(self.hass, DOMAIN, ISSUE_STORE_WRITE_FAILED)
         await self._async_recover()
         self.subscription_filters = self._subscription_filters()
         for topic_filter in self.subscription_filters:
@@ -193,8 +245,26 @@ class CommandEngine:
         self._open.clear()
         self._by_topic.clear()
         self._by_target.clear()
+        if self._store_retry is not None:
+            self._store_retry.cancel()
+            self._store_retry = None
         if self._writes:
             await asyncio.gather(*self._writes, return_exceptions=True)
+        if self.store.pending_writes:
+            pending = self.store.pending_writes
+            try:
+                await self.store.flush()
+            except StoreFaultError as err:
+                _LOGGER.error(
+                    "The status of %s commands could not be stored before the command store"
+                    " closed (%s); their stored history ends at the last status that was written",
+                    pending,
+                    err,
+                )
+                return
+        if self.store_fault is not None:
+            self.store_fault = None
+            ir.async_delete_issue(self.hass, DOMAIN, ISSUE_STORE_WRITE_FAILED)
 
     async def _async_recover(self) -> None:
         """Time out open commands whose deadline passed; track the others again."""
@@ -306,7 +376,13 @@ class CommandEngine:
             source=source,
             caller=caller,
         )
-        await self.store.insert(record)
+        try:
+            await self.store.insert(record)
+        except StoreFaultError as err:
+            # Not stored, so not accepted: the caller gets the error and nothing is published.
+            self._store_failed(err)
+            raise
+        self._store_ok()
         self._notify(record, None)
         await self._async_dispatch(record, config, spec)
         return record
@@ -322,21 +398,23 @@ class CommandEngine:
                 ErrorCode.SUPERSEDED,
                 f"superseded by command {record.command_id}",
             )
-        if self.states[config.hardware_id].online is False:
-            self._force_end(
-                record,
-                CommandStatus.FAILED,
-                ErrorCode.DEVICE_OFFLINE,
-                f"{config.name} is offline",
-                utcnow(),
-            )
-            return
+        # The connection first: while it is down the device's last known availability (often
+        # the last will the broker sent as it shut down) is not what stops the command.
         if not mqtt.is_connected(self.hass):
             self._force_end(
                 record,
                 CommandStatus.FAILED,
                 ErrorCode.PUBLISH_FAILED,
                 "Home Assistant's MQTT client is not connected to the broker",
+                utcnow(),
+            )
+            return
+        if self.states[config.hardware_id].online is False:
+            self._force_end(
+                record,
+                CommandStatus.FAILED,
+                ErrorCode.DEVICE_OFFLINE,
+                f"{config.name} is offline",
                 utcnow(),
             )
             return
@@ -433,8 +511,13 @@ class CommandEngine:
     def _notify(self, record: CommandRecord, old: CommandStatus | None) -> None:
         for listener in list(self._command_listeners):
             listener(record, old)
+        for listener in list(self._target_listeners.get(record.target, ())):
+            listener(record, old)
 
     def _persist(self, record: CommandRecord) -> None:
+        # Not eager: the write starts on the next loop iteration, after what changed the status
+        # has finished (a REST answer is sent first). Writes still reach the store's single
+        # worker thread in the order of the changes, each with the record as it is then.
         task = self.hass.async_create_task(
             self._async_write(record), f"iotee store {record.command_id}", eager_start=True
         )
@@ -444,8 +527,69 @@ class CommandEngine:
     async def _async_write(self, record: CommandRecord) -> None:
         try:
             await self.store.update(record)
+        except StoreFaultError as err:
+            self._store_failed(err)
         except Exception:
             _LOGGER.exception("Could not store command %s", record.command_id)
+        else:
+            self._store_ok()
+
+    # ---- store faults --------------------------------------------------------------------
+
+    def _store_failed(self, err: StoreFaultError) -> None:
+        """Report a store fault once (log and repair issue); retry kept writes periodically."""
+        if self.store_fault is None:
+            _LOGGER.error(
+                "Cannot write the command store %s: %s. Commands keep running; status changes"
+                " are kept in memory and written when the store works again, and new commands"
+                " are refused while their record cannot be stored",
+                self.store.path,
+                err,
+            )
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                ISSUE_STORE_WRITE_FAILED,
+                is_fixable=False,
+                severity=ir.IssueSeverity.ERROR,
+                translation_key=ISSUE_STORE_WRITE_FAILED,
+                translation_placeholders={"path": self.store.path, "error": str(err)},
+            )
+        else:
+            _LOGGER.debug("Command store still failing: %s", err)
+        self.store_fault = str(err)
+        if self.store.pending_writes and self._store_retry is None:
+            self._store_retry = self.hass.loop.call_later(
+                STORE_RETRY_INTERVAL, self._store_retry_due
+            )
+
+    def _store_ok(self) -> None:
+        """A write succeeded: once nothing is kept back any more, the fault is over."""
+        if self.store_fault is None or self.store.pending_writes:
+            return
+        self.store_fault = None
+        if self._store_retry is not None:
+            self._store_retry.cancel()
+            self._store_retry = None
+        ir.async_delete_issue(self.hass, DOMAIN, ISSUE_STORE_WRITE_FAILED)
+        _LOGGER.info("The command store %s is written again", self.store.path)
+
+    @callback
+    def _store_retry_due(self) -> None:
+        self._store_retry = None
+        task = self.hass.async_create_task(
+            self._async_flush_store(), "iotee store retry", eager_start=True
+        )
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _async_flush_store(self) -> None:
+        try:
+            await self.store.flush()
+        except StoreFaultError as err:
+            self._store_failed(err)
+        else:
+            self._store_ok()
 
     # ---- incoming messages ---------------------------------------------------------------
 
@@ -515,6 +659,8 @@ class CommandEngine:
             assert state_topic.relay is not None
             state.relays[state_topic.relay] = value == dtype.payload_on
         for listener in list(self._device_listeners):
+            listener(config, state)
+        for listener in list(self._hardware_listeners.get(config.hardware_id, ())):
             listener(config, state)
 
     def _fail_open_commands(self, config: DeviceConfig) -> None:

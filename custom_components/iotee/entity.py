@@ -64,8 +64,10 @@ class IoteeEntity(Entity):
 
     async def async_added_to_hass(self) -> None:
         """Follow device state, MQTT connection and this target's commands."""
-        self.async_on_remove(self.engine.add_device_listener(self._on_device))
-        self.async_on_remove(self.engine.add_command_listener(self._on_command))
+        self.async_on_remove(
+            self.engine.add_device_listener(self._on_device, self.config.hardware_id)
+        )
+        self.async_on_remove(self.engine.add_command_listener(self._on_command, self._target))
         self.async_on_remove(mqtt.async_subscribe_connection_status(self.hass, self._on_connection))
 
     @callback

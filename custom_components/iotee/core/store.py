@@ -2,21 +2,48 @@
 
 ``CommandStore`` is synchronous and meant to live on one thread; ``AsyncCommandStore`` gives the
 event loop an awaitable API that runs every call on a single dedicated worker thread, in order.
+
+Faults the store survives (see docs/reliability.md):
+
+- A damaged file at ``open`` (not a database, malformed, failing ``PRAGMA quick_check``, our
+  tables missing) is moved aside with its ``-wal``/``-shm`` to ``<name>.corrupt-<UTC time>`` and a
+  fresh store is started; ``open`` returns a ``CorruptFileMoved`` saying where the file went.
+- A busy or locked database: every statement waits up to ``BUSY_TIMEOUT`` for the other
+  connection, and a write is tried ``WRITE_ATTEMPTS`` times before it fails.
+- A write that fails (disk full, I/O error, still locked): ``insert`` raises ``StoreFaultError``
+  and nothing is stored (the caller refuses the command). ``update`` keeps the record's row in
+  memory (latest state per command) and raises ``WritesPendingError``; the rows are written by the
+  next successful ``insert`` or ``flush``, and reads see them in the meantime.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 import json
+import logging
+import os
 from pathlib import Path
 import sqlite3
+import time
 from typing import Any
 
 from .model import CommandRecord, CommandStatus, Transition
+
+_LOGGER = logging.getLogger(__name__)
+
+BUSY_TIMEOUT = 2.0
+"""Seconds a statement waits for another connection's lock (SQLite ``busy_timeout``)."""
+WRITE_ATTEMPTS = 3
+"""Tries of one write while the database stays busy or locked."""
+WRITE_BACKOFF = 0.1
+"""Seconds between the first and second try of a busy write; doubled for each further try."""
+PURGE_CACHE_KIB = 65536
+"""SQLite page cache (KiB) while purging; the connection's own size is restored afterwards."""
 
 SCHEMA_VERSION = 1
 OPEN_STATUSES = (
@@ -69,13 +96,52 @@ _COLUMNS = (
     " status, created_at, updated_at, deadline, transitions, error_code, error,"
     " late_confirmation, late_confirmation_at, retry_of, source, caller"
 )
-_UPDATE_SET = ", ".join(
-    f"{name} = excluded.{name}" for name in [col.strip() for col in _COLUMNS.split(",")][1:]
-)
+_COLUMN_NAMES = tuple(col.strip() for col in _COLUMNS.split(","))
+_UPDATE_SET = ", ".join(f"{name} = excluded.{name}" for name in _COLUMN_NAMES[1:])
+_INSERT = f"INSERT INTO commands ({_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMN_NAMES))})"
+_UPSERT = f"{_INSERT} ON CONFLICT (command_id) DO UPDATE SET {_UPDATE_SET}"
+_REQUIRED_TABLES = frozenset({"commands", "idempotency"})
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+type RecordRow = tuple[Any, ...]
+"""A record as the values of ``_COLUMNS``, in order (``record_row``)."""
 
 
 class StoreError(Exception):
     """The command store could not do what was asked."""
+
+
+class StoreFaultError(StoreError):
+    """The database itself failed: busy or locked too long, full, an I/O error, damaged.
+
+    Unlike a plain ``StoreError`` (a duplicate id, a store that is not open) this says nothing
+    about the request: the same write may succeed once the fault clears.
+    """
+
+
+class WritesPendingError(StoreFaultError):
+    """Record updates could not be written; they are kept in memory and written later."""
+
+    def __init__(self, message: str, pending: int) -> None:
+        """Say why, and how many records wait to be written."""
+        super().__init__(message)
+        self.pending = pending
+
+
+@dataclass(frozen=True, slots=True)
+class CorruptFileMoved:
+    """``open`` found a damaged database file and moved it (with -wal/-shm) aside."""
+
+    path: Path
+    """Where the damaged file was (a fresh store lives there now)."""
+    moved_to: Path
+    """Where it is now."""
+    reason: str
+    """What was wrong with it."""
+
+
+class _CorruptError(Exception):
+    """Raised inside ``open`` when the file is damaged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +162,37 @@ def _dt(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
 
-def _row_to_record(row: sqlite3.Row) -> CommandRecord:
+def _error_code(err: sqlite3.Error) -> int | None:
+    """Return the primary SQLite result code of ``err`` (None when it has none)."""
+    code = getattr(err, "sqlite_errorcode", None)
+    return None if code is None else int(code) & 0xFF
+
+
+def _is_busy(err: sqlite3.Error) -> bool:
+    code = _error_code(err)
+    if code is not None:
+        return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    text = str(err).lower()
+    return "locked" in text or "busy" in text
+
+
+def _is_corrupt(err: sqlite3.Error) -> bool:
+    code = _error_code(err)
+    if code is not None:
+        return code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+    text = str(err).lower()
+    return "malformed" in text or "not a database" in text
+
+
+def _fault(err: sqlite3.Error, message: str | None = None) -> StoreError:
+    """Wrap ``err``: a fault of the database, or a plain error of the request."""
+    text = message or str(err)
+    if isinstance(err, sqlite3.IntegrityError | sqlite3.ProgrammingError | sqlite3.InterfaceError):
+        return StoreError(text)
+    return StoreFaultError(text)
+
+
+def _row_to_record(row: sqlite3.Row | Mapping[str, Any]) -> CommandRecord:
     return CommandRecord(
         command_id=row["command_id"],
         hardware_id=row["hardware_id"],
@@ -127,7 +223,16 @@ def _row_to_record(row: sqlite3.Row) -> CommandRecord:
     )
 
 
-def _record_to_row(record: CommandRecord) -> tuple[Any, ...]:
+def record_row(record: CommandRecord) -> RecordRow:
+    """Return a snapshot of ``record`` as a row (cheap: safe to take on the event loop)."""
+    return _record_to_row(record)
+
+
+def _pending_to_record(row: RecordRow) -> CommandRecord:
+    return _row_to_record(dict(zip(_COLUMN_NAMES, row, strict=True)))
+
+
+def _record_to_row(record: CommandRecord) -> RecordRow:
     assert record.updated_at is not None
     return (
         record.command_id,
@@ -157,10 +262,28 @@ def _record_to_row(record: CommandRecord) -> tuple[Any, ...]:
 class CommandStore:
     """SQLite-backed command history. Not thread-safe: use it from one thread."""
 
-    def __init__(self, path: Path | str) -> None:
-        """Prepare a store at ``path`` (``:memory:`` for tests); ``open`` connects."""
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        busy_timeout: float | None = None,
+        write_attempts: int | None = None,
+        write_backoff: float | None = None,
+    ) -> None:
+        """Prepare a store at ``path`` (``:memory:`` for tests); ``open`` connects.
+
+        The fault tunables default to the module's ``BUSY_TIMEOUT``, ``WRITE_ATTEMPTS`` and
+        ``WRITE_BACKOFF`` as they are when the store is created.
+        """
         self.path = str(path)
+        self.busy_timeout = BUSY_TIMEOUT if busy_timeout is None else busy_timeout
+        self.write_attempts = max(1, WRITE_ATTEMPTS if write_attempts is None else write_attempts)
+        self.write_backoff = WRITE_BACKOFF if write_backoff is None else write_backoff
+        self.corrupt_moved: CorruptFileMoved | None = None
+        """Set by ``open`` when it moved a damaged file aside."""
         self._db: sqlite3.Connection | None = None
+        self._pending: dict[str, RecordRow] = {}
+        self._pending_error: StoreError | None = None
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -169,21 +292,120 @@ class CommandStore:
             raise StoreError("the command store is not open")
         return self._db
 
-    def open(self) -> None:
-        """Connect, enable WAL and bring the schema to the current version."""
+    # ---- opening -------------------------------------------------------------------------
+
+    def open(self) -> CorruptFileMoved | None:
+        """Connect, enable WAL and bring the schema to the current version.
+
+        A damaged file is moved aside (see ``CorruptFileMoved``) and a fresh store started in
+        its place; the move is returned (and kept as ``corrupt_moved``). Anything else that
+        prevents opening raises ``StoreError``.
+        """
+        self.corrupt_moved = None
         try:
-            db = sqlite3.connect(self.path, timeout=5.0, check_same_thread=False)
+            self._open()
+        except _CorruptError as err:
+            self.close()
+            if self.path == ":memory:" or self.path.startswith("file:"):
+                raise StoreFaultError(f"the command store {self.path} is damaged: {err}") from err
+            self.corrupt_moved = self._move_aside(str(err))
+            _LOGGER.warning(
+                "The command store %s is damaged (%s); moved it to %s and started a new one",
+                self.path,
+                err,
+                self.corrupt_moved.moved_to,
+            )
+            try:
+                self._open()
+            except _CorruptError as again:
+                raise StoreFaultError(
+                    f"cannot open a new command store {self.path}: {again}"
+                ) from again
+        return self.corrupt_moved
+
+    def _open(self) -> None:
+        """Connect and migrate; raise ``_CorruptError`` for a damaged file, else StoreError."""
+        self._inspect()
+        try:
+            db = sqlite3.connect(self.path, timeout=self.busy_timeout, check_same_thread=False)
+            self._db = db
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            self._db = db
             self._migrate()
         except sqlite3.Error as err:
             self.close()
-            raise StoreError(f"cannot open the command store {self.path}: {err}") from err
+            if _is_corrupt(err):
+                raise _CorruptError(str(err)) from err
+            raise _fault(err, f"cannot open the command store {self.path}: {err}") from err
         except StoreError:
             self.close()
             raise
+
+    def _inspect(self) -> None:
+        """Check an existing file without changing it; raise ``_CorruptError`` if damaged.
+
+        Read-only, before the real connection: that one would switch the file to WAL and, on
+        close, checkpoint and delete the -wal, so a damaged file would not be kept as found.
+        """
+        path = Path(self.path)
+        if self.path == ":memory:" or self.path.startswith("file:") or not path.is_file():
+            return
+        with path.open("rb") as file:
+            header = file.read(len(_SQLITE_HEADER))
+        if not header:
+            return  # an empty file is an empty database
+        if header != _SQLITE_HEADER:
+            raise _CorruptError("file is not a database")
+        try:
+            db = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=self.busy_timeout
+            )
+        except sqlite3.Error:
+            return  # the real connection reports why it cannot open
+        try:
+            problems = [str(row[0]) for row in db.execute("PRAGMA quick_check(3)")]
+            if problems != ["ok"]:
+                raise _CorruptError("integrity check failed: " + "; ".join(problems))
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if 1 <= version <= SCHEMA_VERSION:  # a newer schema is refused later, not moved
+                tables = {
+                    str(row[0])
+                    for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                }
+                if missing := _REQUIRED_TABLES - tables:
+                    raise _CorruptError(
+                        "schema damaged: missing table " + ", ".join(sorted(missing))
+                    )
+        except sqlite3.Error as err:
+            if _is_corrupt(err):
+                raise _CorruptError(str(err)) from err
+            # Anything else (busy, no permission): the real connection reports it.
+        finally:
+            db.close()
+
+    def _move_aside(self, reason: str) -> CorruptFileMoved:
+        """Rename the damaged file and its -wal/-shm to ``<path>.corrupt-<UTC time>``."""
+        path = Path(self.path)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        target = path.with_name(f"{path.name}.corrupt-{stamp}")
+        counter = 1
+        while any(
+            Path(f"{target}{suffix}").exists() for suffix in ("", "-wal", "-shm", "-journal")
+        ):
+            counter += 1
+            target = path.with_name(f"{path.name}.corrupt-{stamp}-{counter}")
+        try:
+            # The main file last: until it is gone, a restart still finds (and moves) all parts.
+            for suffix in ("-wal", "-shm", "-journal", ""):
+                source = Path(f"{path}{suffix}")
+                if source.exists():
+                    os.replace(source, f"{target}{suffix}")
+        except OSError as err:
+            raise StoreFaultError(
+                f"the command store {path} is damaged ({reason}) and cannot be moved aside: {err}"
+            ) from err
+        return CorruptFileMoved(path=path, moved_to=target, reason=reason)
 
     def _migrate(self) -> None:
         version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
@@ -207,41 +429,103 @@ class CommandStore:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (record updates still pending are dropped: ``flush`` first)."""
         if self._db is not None:
             self._db.close()
             self._db = None
 
+    # ---- writing -------------------------------------------------------------------------
+
+    def _transaction[T](self, work: Callable[[sqlite3.Connection], T], attempts: int) -> T:
+        """Run ``work`` in one transaction; retry while busy/locked, up to ``attempts`` tries."""
+        db = self.db
+        delay = self.write_backoff
+        for attempt in range(1, attempts + 1):
+            try:
+                with db:
+                    return work(db)
+            except sqlite3.Error as err:
+                if attempt < attempts and _is_busy(err):
+                    time.sleep(delay)
+                    delay *= 2
+                    continue
+                raise _fault(err) from err
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _write(self, sql: str, args: tuple[Any, ...]) -> int:
-        try:
-            with self.db:
-                return self.db.execute(sql, args).rowcount
-        except sqlite3.Error as err:
-            raise StoreError(str(err)) from err
+        return self._transaction(lambda db: db.execute(sql, args).rowcount, self.write_attempts)
 
     def insert(self, record: CommandRecord) -> None:
         """Store a new record (durable when this returns)."""
-        self._write(
-            f"INSERT INTO commands ({_COLUMNS}) VALUES ({', '.join('?' * 21)})",
-            _record_to_row(record),
-        )
+        self.insert_row(_record_to_row(record))
+
+    def insert_row(self, row: RecordRow) -> None:
+        """Store a new record given as ``record_row``; raise ``StoreError`` when it is not stored.
+
+        Updates kept in memory are written right after (their failure does not fail the insert).
+        """
+        self._write(_INSERT, row)
+        if self._pending:
+            with contextlib.suppress(WritesPendingError):
+                self.flush()
 
     def update(self, record: CommandRecord) -> None:
-        """Store the current state of an existing record."""
+        """Store the current state of an existing record (see ``update_row``)."""
+        self.update_row(_record_to_row(record))
+
+    def update_row(self, row: RecordRow) -> None:
+        """Store the state of a record given as ``record_row``.
+
+        When it cannot be written the row is kept in memory (the latest state per command wins)
+        and ``WritesPendingError`` is raised; kept rows are written by the next ``insert`` or
+        ``flush``. While rows are kept, further updates only join them, without touching the
+        database, so a locked database does not stall every update by ``BUSY_TIMEOUT``.
+        """
         # An upsert, not REPLACE: REPLACE deletes and re-inserts, giving the row a new rowid and
         # so breaking the insertion-order tie-break of ``list``.
-        self._write(
-            f"INSERT INTO commands ({_COLUMNS}) VALUES ({', '.join('?' * 21)})"
-            f" ON CONFLICT (command_id) DO UPDATE SET {_UPDATE_SET}",
-            _record_to_row(record),
-        )
+        command_id = str(row[0])
+        self._pending.pop(command_id, None)
+        self._pending[command_id] = row
+        if self._pending_error is not None:
+            raise WritesPendingError(str(self._pending_error), len(self._pending))
+        self.flush(self.write_attempts)
+
+    def flush(self, attempts: int = 1) -> None:
+        """Write the record updates kept in memory, in one transaction.
+
+        Raises ``WritesPendingError`` (keeping them) when that fails.
+        """
+        if not self._pending:
+            self._pending_error = None
+            return
+        rows = list(self._pending.values())
+        try:
+            self._transaction(lambda db: db.executemany(_UPSERT, rows), attempts)
+        except StoreError as err:
+            self._pending_error = err
+            raise WritesPendingError(str(err), len(self._pending)) from err
+        self._pending.clear()
+        self._pending_error = None
+
+    @property
+    def pending_writes(self) -> int:
+        """Return how many records have updates kept in memory, not yet written."""
+        return len(self._pending)
+
+    # ---- reading (updates kept in memory are seen) ---------------------------------------
+
+    def _current(self, record: CommandRecord) -> CommandRecord:
+        row = self._pending.get(record.command_id)
+        return record if row is None else _pending_to_record(row)
 
     def get(self, command_id: str) -> CommandRecord | None:
         """Return one record by id."""
-        row = self.db.execute(
+        if (row := self._pending.get(command_id)) is not None:
+            return _pending_to_record(row)
+        found = self.db.execute(
             f"SELECT {_COLUMNS} FROM commands WHERE command_id = ?", (command_id,)
         ).fetchone()
-        return None if row is None else _row_to_record(row)
+        return None if found is None else _row_to_record(found)
 
     def list_commands(
         self, hardware_id: str | None = None, limit: int = 100
@@ -258,7 +542,7 @@ class CommandStore:
                 " ORDER BY created_at DESC, rowid DESC LIMIT ?",
                 (hardware_id, limit),
             )
-        return [_row_to_record(row) for row in rows]
+        return [self._current(_row_to_record(row)) for row in rows]
 
     def open_commands(self) -> list[CommandRecord]:
         """Return the records that have not reached a terminal status."""
@@ -266,18 +550,35 @@ class CommandStore:
             f"SELECT {_COLUMNS} FROM commands WHERE status IN (?, ?, ?) ORDER BY created_at",
             OPEN_STATUSES,
         )
-        return [_row_to_record(row) for row in rows]
+        records = [self._current(_row_to_record(row)) for row in rows]
+        return [record for record in records if not record.status.is_terminal]
 
     def delete(self, command_id: str) -> bool:
         """Delete one record; return whether it existed."""
-        return self._write("DELETE FROM commands WHERE command_id = ?", (command_id,)) > 0
+        deleted = self._write("DELETE FROM commands WHERE command_id = ?", (command_id,)) > 0
+        self._pending.pop(command_id, None)
+        return deleted
 
     def purge(self, cutoff: datetime) -> int:
-        """Delete finished records created before ``cutoff``; return how many."""
-        return self._write(
-            "DELETE FROM commands WHERE created_at < ? AND status NOT IN (?, ?, ?)",
-            (_ts(cutoff), *OPEN_STATUSES),
-        )
+        """Delete finished records created before ``cutoff``; return how many.
+
+        Kept updates are written first (``WritesPendingError`` when they cannot be), so a record
+        that finished while the store was failing is judged by its current status.
+        """
+        self.flush(self.write_attempts)
+        db = self.db
+        cache = int(db.execute("PRAGMA cache_size").fetchone()[0])
+        # Deleting many rows visits the primary-key index (random command ids) all over, which
+        # with SQLite's default 2 MiB page cache rereads the same pages again and again: a larger
+        # cache for the purge alone makes purging 1,000,000 commands ~1.5x faster.
+        db.execute(f"PRAGMA cache_size=-{PURGE_CACHE_KIB:d}")
+        try:
+            return self._write(
+                "DELETE FROM commands WHERE created_at < ? AND status NOT IN (?, ?, ?)",
+                (_ts(cutoff), *OPEN_STATUSES),
+            )
+        finally:
+            db.execute(f"PRAGMA cache_size={cache:d}")
 
     def count(self) -> int:
         """Return how many records are stored."""
@@ -317,9 +618,19 @@ class AsyncCommandStore:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, func, *args)
 
-    async def open(self) -> None:
-        """Open the store."""
-        await self._run(self.store.open)
+    @property
+    def path(self) -> str:
+        """Return the database file's path."""
+        return self.store.path
+
+    @property
+    def pending_writes(self) -> int:
+        """Return how many records have updates kept in memory, not yet written."""
+        return self.store.pending_writes
+
+    async def open(self) -> CorruptFileMoved | None:
+        """Open the store; return where a damaged file was moved, if it was."""
+        return await self._run(self.store.open)
 
     async def close(self) -> None:
         """Close the store and stop the worker thread (joined off the event loop)."""
@@ -329,12 +640,16 @@ class AsyncCommandStore:
             await asyncio.to_thread(self._executor.shutdown, wait=True)
 
     async def insert(self, record: CommandRecord) -> None:
-        """Store a new record."""
-        await self._run(self.store.insert, record)
+        """Store a new record (its state as of this call)."""
+        await self._run(self.store.insert_row, record_row(record))
 
     async def update(self, record: CommandRecord) -> None:
-        """Store a record's current state."""
-        await self._run(self.store.update, record)
+        """Store a record's state as of this call (``WritesPendingError``: kept for later)."""
+        await self._run(self.store.update_row, record_row(record))
+
+    async def flush(self) -> None:
+        """Write the updates kept in memory (``WritesPendingError`` when that fails)."""
+        await self._run(self.store.flush)
 
     async def get(self, command_id: str) -> CommandRecord | None:
         """Return one record."""
