@@ -20,6 +20,7 @@ import aiohttp
 
 CLIENT_ID = "http://127.0.0.1:8123/"
 OWNER = {"name": "IoTee Developer", "username": "dev", "password": "iotee-dev-password"}
+ONBOARDING_EXTRAS = ("met", "radio_browser", "google_translate", "shopping_list")
 DEVICES = (
     {"name": "Front door", "device_type": "iotee_device", "hardware_id": "ABC123"},
     {
@@ -60,10 +61,10 @@ class Bootstrap:
                 raise RuntimeError(f"{method} {path}: {response.status} {text}")
             return json.loads(text) if text else None
 
-    async def wait_until_up(self, timeout: float = 180) -> None:
+    async def wait_until_up(self, within: float = 180) -> None:
         """Wait until HA's HTTP server answers."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within
         while loop.time() < deadline:
             try:
                 async with self.session.get(self.base + "/api/onboarding") as response:
@@ -142,6 +143,14 @@ class Bootstrap:
         entries = await self.request("GET", f"/api/config/config_entries/entry?domain={domain}")
         return list(entries)
 
+    async def drop_onboarding_extras(self) -> None:
+        """Remove the weather, radio and TTS entries onboarding adds: they need the internet."""
+        for domain in ONBOARDING_EXTRAS:
+            for entry in await self.entries(domain):
+                await self.request(
+                    "DELETE", f"/api/config/config_entries/entry/{entry['entry_id']}"
+                )
+
     async def configure(self, mqtt_port: int) -> None:
         """MQTT integration, IoTee hub, its devices and an admin API key."""
         if not await self.entries("mqtt"):
@@ -204,6 +213,7 @@ async def main() -> int:
         bootstrap = Bootstrap(session, args.base, args.config / ".iotee-develop.json")
         await bootstrap.wait_until_up()
         await bootstrap.onboard()
+        await bootstrap.drop_onboarding_extras()
         await bootstrap.configure(args.mqtt_port)
         state = bootstrap.state
     print(

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Generator
 
-import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
-
-from custom_components.iotee.const import CONF_COMMAND_TIMEOUT
 from homeassistant.components import conversation
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.iotee.const import CONF_COMMAND_TIMEOUT
 from simulator import SimulatedDevice
 
 from .broker import Mosquitto

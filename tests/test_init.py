@@ -162,3 +162,40 @@ async def test_logbook_description(hass: HomeAssistant, mqtt_entry: MockConfigEn
         "message": "command JOG on relay 2 (c1) is failed: relay locked out",
     }
     assert describe_command_event(hass, {"hardware_id": "x", "command": "lock"})["name"] == "x"
+
+
+async def test_device_added_during_setup_is_picked_up(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry
+) -> None:
+    """A device added while the hub is being set up is loaded too (setup runs again)."""
+    from homeassistant.config_entries import ConfigSubentry
+
+    from custom_components.iotee.engine import CommandEngine
+
+    entry = MockConfigEntry(
+        domain=DOMAIN, title="IoTee", unique_id=DOMAIN, subentries_data=DEFAULT_DEVICES[:1]
+    )
+    entry.add_to_hass(hass)
+    original = CommandEngine.async_start
+    added: list[bool] = []
+
+    async def start_then_add(self: CommandEngine) -> None:
+        await original(self)
+        if not added:
+            added.append(True)
+            wlte = DEFAULT_DEVICES[1]
+            hass.config_entries.async_add_subentry(
+                entry,
+                ConfigSubentry(
+                    data=wlte["data"],
+                    subentry_type=wlte["subentry_type"],
+                    title=wlte["title"],
+                    unique_id=wlte["unique_id"],
+                ),
+            )
+
+    with patch.object(CommandEngine, "async_start", start_then_add):
+        await hass.config_entries.async_setup(entry.entry_id)  # reloads at its end
+        await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert set(engine_of(entry).devices) == {LOCK_ID, WLTE_ID}

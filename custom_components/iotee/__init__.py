@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 import logging
+from typing import Any
 
 from homeassistant.components import mqtt
 from homeassistant.config_entries import SOURCE_INTEGRATION_DISCOVERY, ConfigSubentry
@@ -115,6 +116,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: IoteeConfigEntry) -> boo
     engine = CommandEngine(hass, store, settings)
     devices: dict[str, DeviceConfig] = {}
     device_registry = dr.async_get(hass)
+    configured = _subentry_snapshot(entry)
     for subentry in entry.subentries.values():
         if subentry.subentry_type != SUBENTRY_DEVICE:
             continue
@@ -152,7 +154,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: IoteeConfigEntry) -> boo
     entry.async_create_background_task(hass, _async_purge(), "iotee purge at start")
     entry.async_on_unload(entry.add_update_listener(_async_reload))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    if _subentry_snapshot(entry) != configured:
+        # A device was added or changed while this setup ran (no update listener was
+        # registered yet to see it): load again with the current devices.
+        hass.config_entries.async_schedule_reload(entry.entry_id)
     return True
+
+
+def _subentry_snapshot(entry: IoteeConfigEntry) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Return what the devices are configured as, to notice changes during setup."""
+    return {sid: (sub.title, dict(sub.data)) for sid, sub in entry.subentries.items()}
 
 
 def _discovery_starter(hass: HomeAssistant) -> DiscoveryListener:
