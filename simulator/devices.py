@@ -468,7 +468,14 @@ class SimulatedDevice:
             if session is not self._session or not self._started:
                 return
             self._close_session(session, clean=False)
-            self._open_session(online=True)
+            fresh = self._open_session(online=True)
+        # Real devices keep trying: while the broker is still down, try again.
+        self._firmware.call_later(_RECOVER_AFTER * 2, lambda: self._retry_recover(fresh))
+
+    def _retry_recover(self, session: _Session) -> None:
+        """Firmware thread: reconnect again if ``session`` never got through."""
+        if not session.ready.is_set():
+            self._recover(session)
 
     def _reboot(self, reboot_delay: float) -> None:
         """Firmware thread: go offline cleanly, then come back after ``reboot_delay``."""

@@ -9,6 +9,7 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
 from homeassistant.util import dt as dt_util
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
@@ -199,3 +200,17 @@ async def test_device_added_during_setup_is_picked_up(
         await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
     assert set(engine_of(entry).devices) == {LOCK_ID, WLTE_ID}
+
+
+async def test_daily_purge_survives_a_store_fault(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A purge that cannot write logs a warning instead of failing in the background."""
+    entry = await setup_hub(hass)
+    with patch.object(
+        engine_of(entry).store, "purge", side_effect=StoreError("database or disk is full")
+    ):
+        async_fire_time_changed(hass, dt_util.utcnow() + timedelta(days=1, seconds=1))
+        await hass.async_block_till_done()
+    assert "Could not purge old commands: database or disk is full" in caplog.text
+    assert entry.state is ConfigEntryState.LOADED

@@ -625,3 +625,25 @@ def test_command_line_runs_until_sigterm(mosquitto: Mosquitto, peer: PahoPeer) -
     assert peer.expect("iotee/dev/ABC123/status").payload == "offline"
     assert "<- wlte/abc123456789/relay/3/set" in output
     assert '"status": "SUCCESS"' in output
+
+
+def test_device_reconnects_after_a_long_broker_outage(mosquitto: Mosquitto) -> None:
+    """A device keeps trying while the broker is down for seconds, then announces itself."""
+    device = SimulatedDevice("iotee_device", "LONG1", mosquitto.host, mosquitto.port)
+    device.start()
+    try:
+        mosquitto.stop()
+        time.sleep(3.5)
+        mosquitto.start()
+        deadline = time.monotonic() + 20
+        while not device.online and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert device.online
+        peer = PahoPeer(mosquitto, client_id="long-outage-peer").connect()
+        try:
+            peer.subscribe("iotee/dev/LONG1/status")
+            assert peer.expect("iotee/dev/LONG1/status").payload == "online"
+        finally:
+            peer.close()
+    finally:
+        device.stop()

@@ -146,7 +146,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: IoteeConfigEntry) -> boo
     retention_days = float(entry.options.get(CONF_RETENTION_DAYS, DEFAULT_RETENTION_DAYS))
 
     async def _async_purge(*_: object) -> None:
-        cutoff, deleted = await engine.async_purge(retention_days)
+        try:
+            cutoff, deleted = await engine.async_purge(retention_days)
+        except StoreError as err:
+            # The store fault itself is already reported (repair issue); try again tomorrow.
+            _LOGGER.warning("Could not purge old commands: %s", err)
+            return
         if deleted:
             _LOGGER.info("Purged %s commands created before %s", deleted, cutoff)
 
