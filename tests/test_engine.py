@@ -361,3 +361,18 @@ async def test_history_queries_and_purge(hass: HomeAssistant, hub: MockConfigEnt
     assert await engine.async_delete(c.command_id) is True
     assert await engine.async_get(c.command_id) is None
     assert await engine.async_delete(c.command_id) is False
+
+
+async def test_availability_change_is_logged_once(
+    hass: HomeAssistant, hub: MockConfigEntry, peer: PahoPeer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Going offline is logged once per change, not once per availability message."""
+    engine = engine_of(hub)
+    for _ in range(3):
+        await peer_call(hass, peer.publish, f"iotee/dev/{LOCK_ID}/status", "offline")
+    await wait_for(lambda: engine.states[LOCK_ID].online is False)
+    await settle(hass, 0.2)
+    await peer_call(hass, peer.publish, f"iotee/dev/{LOCK_ID}/status", "online")
+    await wait_for(lambda: engine.states[LOCK_ID].online is True)
+    assert caplog.text.count(f"Front door ({LOCK_ID}) is offline") == 1
+    assert caplog.text.count(f"Front door ({LOCK_ID}) is online") == 1

@@ -515,9 +515,6 @@ class CommandEngine:
             listener(record, old)
 
     def _persist(self, record: CommandRecord) -> None:
-        # Not eager: the write starts on the next loop iteration, after what changed the status
-        # has finished (a REST answer is sent first). Writes still reach the store's single
-        # worker thread in the order of the changes, each with the record as it is then.
         task = self.hass.async_create_task(
             self._async_write(record), f"iotee store {record.command_id}", eager_start=True
         )
@@ -642,13 +639,15 @@ class CommandEngine:
         dtype = config.device_type
         value = payload.strip()
         if state_topic.kind == "availability":
-            if value == dtype.payload_online:
-                state.online = True
-            elif value == dtype.payload_offline:
-                state.online = False
-                self._fail_open_commands(config)
-            else:
+            if value not in (dtype.payload_online, dtype.payload_offline):
                 return
+            online = value == dtype.payload_online
+            if state.online is not online:
+                # Once per change, not per message: the entities become (un)available with it.
+                _LOGGER.info("%s (%s) is %s", config.name, config.hardware_id, value)
+            state.online = online
+            if not online:
+                self._fail_open_commands(config)
         elif state_topic.kind == "lock":
             if value not in (dtype.payload_locked, dtype.payload_unlocked):
                 return

@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+import functools
 import json
 import logging
 import os
@@ -568,10 +569,15 @@ class CommandStore:
         self.flush(self.write_attempts)
         db = self.db
         cache = int(db.execute("PRAGMA cache_size").fetchone()[0])
+        secure_delete = int(db.execute("PRAGMA secure_delete").fetchone()[0])
         # Deleting many rows visits the primary-key index (random command ids) all over, which
         # with SQLite's default 2 MiB page cache rereads the same pages again and again: a larger
-        # cache for the purge alone makes purging 1,000,000 commands ~1.5x faster.
+        # cache for the purge alone makes purging 1,000,000 commands ~1.5x faster. Builds with
+        # SECURE_DELETE (Debian's) would also zero-fill and write out every page the purge frees:
+        # FAST still clears deleted rows in the pages it writes anyway, at ~40 % less I/O.
         db.execute(f"PRAGMA cache_size=-{PURGE_CACHE_KIB:d}")
+        if secure_delete == 1:
+            db.execute("PRAGMA secure_delete=FAST")
         try:
             return self._write(
                 "DELETE FROM commands WHERE created_at < ? AND status NOT IN (?, ?, ?)",
@@ -579,6 +585,8 @@ class CommandStore:
             )
         finally:
             db.execute(f"PRAGMA cache_size={cache:d}")
+            if secure_delete == 1:
+                db.execute("PRAGMA secure_delete=1")
 
     def count(self) -> int:
         """Return how many records are stored."""
@@ -606,6 +614,18 @@ class CommandStore:
         return self._write("DELETE FROM idempotency WHERE created_at < ?", (_ts(cutoff),))
 
 
+def _settle(future: asyncio.Future[None], done: asyncio.Future[None]) -> None:
+    """Give ``future`` the outcome of ``done`` (unless its waiter went away)."""
+    if future.cancelled():
+        return
+    if done.cancelled():
+        future.cancel()
+    elif (err := done.exception()) is not None:
+        future.set_exception(err)
+    else:
+        future.set_result(None)
+
+
 class AsyncCommandStore:
     """Awaitable access to a ``CommandStore``; every call runs on one worker thread, in order."""
 
@@ -613,10 +633,23 @@ class AsyncCommandStore:
         """Wrap ``store``."""
         self.store = store
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iotee_store")
+        self._deferred: list[tuple[RecordRow, asyncio.Future[None]]] = []
+        """Updates taken but not yet handed to the worker thread (see ``update``)."""
 
     async def _run[T](self, func: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
+        self._submit_deferred()
         return await loop.run_in_executor(self._executor, func, *args)
+
+    def _submit_deferred(self) -> None:
+        """Hand the deferred updates to the worker thread, in order, ahead of any later call."""
+        if not self._deferred:
+            return
+        loop = asyncio.get_running_loop()
+        deferred, self._deferred = self._deferred, []
+        for row, future in deferred:
+            written = loop.run_in_executor(self._executor, self.store.update_row, row)
+            written.add_done_callback(functools.partial(_settle, future))
 
     @property
     def path(self) -> str:
@@ -644,8 +677,19 @@ class AsyncCommandStore:
         await self._run(self.store.insert_row, record_row(record))
 
     async def update(self, record: CommandRecord) -> None:
-        """Store a record's state as of this call (``WritesPendingError``: kept for later)."""
-        await self._run(self.store.update_row, record_row(record))
+        """Store a record's state as of this call (``WritesPendingError``: kept for later).
+
+        The row is taken now and handed to the worker thread at the end of this loop iteration,
+        or earlier, before any other call to this store: calls stay in order (a ``get`` right
+        after sees the update), while the thread does not compete for the CPU with the code
+        that changed the status - a REST answer still being sent, say.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        if not self._deferred:
+            loop.call_soon(self._submit_deferred)
+        self._deferred.append((record_row(record), future))
+        await future
 
     async def flush(self) -> None:
         """Write the updates kept in memory (``WritesPendingError`` when that fails)."""

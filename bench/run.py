@@ -1,0 +1,220 @@
+"""The benchmark's driver: broker(s), Home Assistant stage processes, results, table, docs.
+
+``python -m bench`` (what ``scripts/bench`` runs) measures everything at full size, prints the
+JSON result and the markdown table, writes the JSON to ``bench/results/latest.json`` and
+regenerates ``docs/performance.md`` (and README's table between its bench markers, when present).
+``--quick`` runs the same machinery at tiny sizes (the smoke test uses it).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, replace
+import datetime as dt
+import json
+import os
+from pathlib import Path
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from .broker import Broker, publish_retained
+from .docs import write_docs
+from .hassenv import REPO, write_config
+from .report import build_rows, machine, markdown_table, rows_json, summary_line
+from .runtime import RuntimeSizes, runtime_devices
+from .startup import retained_messages, startup_devices
+
+RESULTS = REPO / "bench" / "results" / "latest.json"
+QUICK = RuntimeSizes(
+    rounds=20,
+    warmup=3,
+    tp_commands=64,
+    tp_concurrency=8,
+    tp_devices=1,
+    history_rows=1000,
+    history_small=100,
+    history_queries=10,
+    history_devices=10,
+)
+
+
+def _cpus() -> tuple[set[int] | None, set[int] | None]:
+    """CPU 0 for Home Assistant, the others for the broker, devices and client.
+
+    None, None on a single CPU (no pinning at all).
+    """
+    available = sorted(os.sched_getaffinity(0))
+    if len(available) < 2:
+        return None, None
+    return {available[0]}, set(available[1:])
+
+
+def _cpu_arg(cpus: set[int] | None) -> list[str]:
+    return [] if cpus is None else [",".join(map(str, sorted(cpus)))]
+
+
+def _stage(workdir: Path, name: str, args: list[str], timeout: float) -> dict[str, Any]:
+    """Run ``python -m bench.stage ARGS`` and return the JSON it wrote."""
+    out = workdir / f"{name}.json"
+    log = workdir / f"{name}.log"
+    with log.open("wb") as sink:
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.stage", *args, "--out", str(out)],
+            cwd=REPO,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+            check=False,
+        )
+    if proc.returncode != 0 or not out.exists():
+        tail = log.read_text(errors="replace")[-4000:]
+        raise RuntimeError(f"stage {name} failed ({proc.returncode}); its log ends:\n{tail}")
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+def run_runtime(
+    workdir: Path, sizes: RuntimeSizes, *, ha: set[int] | None, other: set[int] | None
+) -> dict[str, Any]:
+    """Rows 1 to 4 in one Home Assistant."""
+    config = workdir / "runtime-config"
+    with Broker(workdir / "broker-runtime", other) as broker:
+        write_config(
+            config, broker=(broker.host, broker.port), devices=runtime_devices(sizes.tp_devices)
+        )
+        args = [
+            "runtime",
+            "--config",
+            str(config),
+            "--log",
+            str(workdir / "devices.log"),
+            "--broker",
+            f"{broker.host}:{broker.port}",
+            "--sizes",
+            json.dumps(asdict(sizes)),
+        ]
+        if ha is not None:
+            args += ["--ha-cpus", *_cpu_arg(ha), "--other-cpus", *_cpu_arg(other)]
+        return _stage(workdir, "runtime", args, timeout=900)
+
+
+def run_startup(
+    workdir: Path,
+    *,
+    count: int,
+    repeats: int,
+    warmup: bool,
+    ha: set[int] | None,
+    other: set[int] | None,
+) -> dict[str, Any]:
+    """Row 5: boots of the hub with ``count`` devices and with none, alternating."""
+    variants = {"baseline": [], "iotee": startup_devices(count)}
+    brokers: list[Broker] = []
+    configs: dict[str, Path] = {}
+    results: dict[str, Any] = {"devices": count, "baseline": [], "iotee": []}
+    try:
+        for name, devices in variants.items():
+            broker = Broker(workdir / f"broker-{name}", other)
+            broker.start()
+            brokers.append(broker)
+            if devices:
+                publish_retained(broker.host, broker.port, retained_messages(devices))
+            configs[name] = workdir / f"startup-{name}"
+            write_config(configs[name], broker=(broker.host, broker.port), devices=devices)
+        cpu_args = [] if ha is None else ["--ha-cpus", *_cpu_arg(ha)]
+        for round_no in range(-1 if warmup else 0, repeats):
+            for name, config in configs.items():
+                log = workdir / "boot-devices.log"
+                args = ["boot", "--config", str(config), "--log", str(log), *cpu_args]
+                boot = _stage(workdir, f"boot-{name}-{round_no}", args, timeout=300)
+                if round_no >= 0:
+                    results[name].append(boot)
+    finally:
+        for broker in brokers:
+            broker.stop()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; print and write the results."""
+    parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
+    parser.add_argument("--rows", type=int, help="stored commands for row 4 (1,000,000)")
+    parser.add_argument("--rounds", type=int, help="requests of each kind, rows 1-2 (1,000)")
+    parser.add_argument("--commands", type=int, help="commands per throughput run (4,000)")
+    parser.add_argument("--devices", type=int, help="devices for row 5 (500)")
+    parser.add_argument("--repeats", type=int, help="measured boots per variant, row 5 (3)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON result ({RESULTS})")
+    parser.add_argument(
+        "--no-docs", action="store_true", help="do not rewrite docs/performance.md and README"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args(argv)
+
+    sizes = QUICK if args.quick else RuntimeSizes()
+    if args.rows is not None:
+        sizes = replace(sizes, history_rows=args.rows)
+    if args.rounds is not None:
+        sizes = replace(sizes, rounds=args.rounds)
+    if args.commands is not None:
+        sizes = replace(sizes, tp_commands=args.commands)
+    devices = args.devices if args.devices is not None else (5 if args.quick else 500)
+    repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
+
+    started = time.monotonic()
+    load_start = list(os.getloadavg())
+    if load_start[0] > 0.5:
+        print(
+            f"bench: warning: load average {load_start[0]:.2f} - something else is running;"
+            " its CPU use shows in the numbers",
+            file=sys.stderr,
+            flush=True,
+        )
+    ha, other = _cpus()
+    workdir = Path(tempfile.mkdtemp(prefix="iotee-bench-"))
+    print(f"bench: work directory {workdir}", file=sys.stderr, flush=True)
+    raw: dict[str, Any] = {}
+    try:
+        print("bench: rows 1-4 (REST latency, round trip, throughput, history)", file=sys.stderr)
+        raw["runtime"] = run_runtime(workdir, sizes, ha=ha, other=other)
+        print(f"bench: row 5 (startup, {devices} devices)", file=sys.stderr, flush=True)
+        raw["startup"] = run_startup(
+            workdir, count=devices, repeats=repeats, warmup=not args.quick, ha=ha, other=other
+        )
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    rows = build_rows(raw)
+    info = machine()
+    result = {
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "duration_s": round(time.monotonic() - started, 1),
+        "quick": args.quick,
+        "machine": info,
+        "pinning": {
+            "home_assistant": sorted(ha) if ha else None,
+            "broker_devices_client": sorted(other) if other else None,
+        },
+        "load_average": {"start": load_start, "end": list(os.getloadavg())},
+        "sizes": asdict(sizes) | {"startup_devices": devices, "startup_repeats": repeats},
+        "summary": summary_line(rows),
+        "rows": rows_json(rows),
+        "raw": raw,
+    }
+    text = json.dumps(result, indent=2)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n")
+    print(text)
+    print()
+    print(markdown_table(rows))
+    print()
+    print(result["summary"])
+    if not args.no_docs:
+        for written in write_docs(result, rows):
+            print(f"bench: wrote {written}", file=sys.stderr)
+    return 0
