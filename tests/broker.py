@@ -4,88 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-import getpass
-import os
-from pathlib import Path
 import queue
-import shutil
 import socket
-import subprocess
 import threading
 import time
 
 import paho.mqtt.client as paho
 
-MOSQUITTO_CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
+from simulator.broker import Mosquitto, find_mosquitto, free_port
 
-
-def find_mosquitto() -> str:
-    """Return the path of the mosquitto binary (scripts/setup installs it)."""
-    for candidate in MOSQUITTO_CANDIDATES:
-        path = shutil.which(candidate) or (candidate if os.access(candidate, os.X_OK) else None)
-        if path:
-            return path
-    raise RuntimeError("mosquitto is not installed: run scripts/setup")
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Mosquitto:
-    """A mosquitto process on a loopback port, with a config in its own directory."""
-
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
-        """Prepare a broker in ``workdir``."""
-        self.workdir = workdir
-        self.port = port or free_port()
-        self.host = "127.0.0.1"
-        self._proc: subprocess.Popen[bytes] | None = None
-        self.config = workdir / "mosquitto.conf"
-        self.config.write_text(
-            f"listener {self.port} {self.host}\n"
-            f"user {getpass.getuser()}\n"
-            "allow_anonymous true\n"
-            "persistence false\n"
-            f"log_dest file {workdir / 'mosquitto.log'}\n"
-        )
-
-    def start(self, timeout: float = 10.0) -> None:
-        """Start the broker and wait until it accepts connections."""
-        self._proc = subprocess.Popen(
-            [find_mosquitto(), "-c", str(self.config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"mosquitto exited with {self._proc.returncode}")
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("mosquitto did not accept connections in time")
-
-    def stop(self) -> None:
-        """Stop the broker."""
-        if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-            self._proc = None
-
-    @property
-    def running(self) -> bool:
-        """Return True while the broker process runs."""
-        return self._proc is not None and self._proc.poll() is None
+__all__ = ["Message", "Mosquitto", "PahoPeer", "find_mosquitto", "free_port"]
 
 
 @dataclass(frozen=True, slots=True)
