@@ -376,3 +376,27 @@ async def test_availability_change_is_logged_once(
     await wait_for(lambda: engine.states[LOCK_ID].online is True)
     assert caplog.text.count(f"Front door ({LOCK_ID}) is offline") == 1
     assert caplog.text.count(f"Front door ({LOCK_ID}) is online") == 1
+
+
+async def test_expired_late_window_is_forgotten_on_quiet_topics(
+    hass: HomeAssistant, hub: MockConfigEntry
+) -> None:
+    """Timed-out commands are kept for late confirmations only for the window, even on
+    topics that never see another message (no growth over a long uptime)."""
+    from datetime import timedelta
+    from unittest.mock import patch
+
+    from custom_components.iotee import engine as engine_module
+
+    engine = engine_of(hub)
+    first = await engine.async_submit(LOCK_ID, "lock", source="test")
+    await engine.async_wait(first.command_id, 5)
+    assert f"iotee/dev/{LOCK_ID}/rls/state" in engine._late
+    later = engine_module.utcnow() + engine_module.LATE_WINDOW + timedelta(seconds=1)
+    with patch.object(engine_module, "utcnow", return_value=later):
+        second = await engine.async_submit(WLTE_ID, "ON", relay=1, source="test")
+        tracked = engine._open[second.command_id]
+        tracked.timer.cancel()  # run its deadline now, as the timer would
+        engine._on_deadline(tracked)
+    assert f"iotee/dev/{LOCK_ID}/rls/state" not in engine._late
+    assert f"wlte/{WLTE_ID}/relay/1/result" in engine._late

@@ -469,8 +469,15 @@ class CommandEngine:
         )
         self._untrack(tracked)
         if status is CommandStatus.TIMEOUT:
-            self._late.setdefault(tracked.matcher.topic, []).append((tracked, utcnow()))
+            now = utcnow()
+            self._forget_expired_late(now)
+            self._late.setdefault(tracked.matcher.topic, []).append((tracked, now))
         self._changed(record, old)
+
+    def _forget_expired_late(self, now: datetime) -> None:
+        """Drop timed-out commands past the late window, also on topics that went quiet."""
+        for topic in [t for t, items in self._late.items() if now - items[-1][1] > LATE_WINDOW]:
+            del self._late[topic]
 
     def _untrack(self, tracked: _Tracked) -> None:
         record = tracked.record

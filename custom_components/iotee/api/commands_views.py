@@ -15,7 +15,7 @@ from custom_components.iotee.core.errors import (
     UnknownCommandError,
     UnknownDeviceError,
 )
-from custom_components.iotee.core.model import isoformat_z
+from custom_components.iotee.core.model import CommandRecord, isoformat_z
 from custom_components.iotee.core.representation import command_to_dict
 from custom_components.iotee.engine import CommandEngine
 
@@ -153,10 +153,13 @@ class DeviceCommandsView(_CommandsApiView):
         except CommandError as err:
             raise command_error(err) from err
         records = await engine.async_list(config.hardware_id, limit)
-        commands = [command_to_dict(record) for record in records]
-        return json_response(
-            {"commands": commands, "count": len(commands)}, HTTPStatus.OK, call.request_id
-        )
+        return _history_response(records, call.request_id)
+
+
+def _history_response(records: list[CommandRecord], request_id: str) -> web.Response:
+    """Answer a history query: ``{"commands": [...], "count": n}``, newest first."""
+    commands = [command_to_dict(record) for record in records]
+    return json_response({"commands": commands, "count": len(commands)}, HTTPStatus.OK, request_id)
 
 
 class CommandsView(_CommandsApiView):
@@ -170,10 +173,7 @@ class CommandsView(_CommandsApiView):
         """Return every device's commands, newest first."""
         limit = parse_limit(call.request)
         records = await self.engine().async_list(None, limit)
-        commands = [command_to_dict(record) for record in records]
-        return json_response(
-            {"commands": commands, "count": len(commands)}, HTTPStatus.OK, call.request_id
-        )
+        return _history_response(records, call.request_id)
 
 
 class PurgeView(_CommandsApiView):
