@@ -128,6 +128,7 @@ class CommandEngine:
         self._unsubscribes: list[CALLBACK_TYPE] = []
         self._writes: set[asyncio.Task[None]] = set()
         self.subscription_filters: list[str] = []
+        self._stopping = False
         self.store_fault: str | None = None
         """Why the store cannot be written, while it cannot (None when it works)."""
         self._store_retry: asyncio.TimerHandle | None = None
@@ -245,11 +246,13 @@ class CommandEngine:
         self._open.clear()
         self._by_topic.clear()
         self._by_target.clear()
+        self._stopping = True
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+        # After the last writes: a write failing meanwhile must not leave a retry scheduled.
         if self._store_retry is not None:
             self._store_retry.cancel()
             self._store_retry = None
-        if self._writes:
-            await asyncio.gather(*self._writes, return_exceptions=True)
         if self.store.pending_writes:
             pending = self.store.pending_writes
             try:
@@ -562,7 +565,7 @@ class CommandEngine:
         else:
             _LOGGER.debug("Command store still failing: %s", err)
         self.store_fault = str(err)
-        if self.store.pending_writes and self._store_retry is None:
+        if self.store.pending_writes and self._store_retry is None and not self._stopping:
             self._store_retry = self.hass.loop.call_later(
                 STORE_RETRY_INTERVAL, self._store_retry_due
             )
