@@ -270,6 +270,10 @@ def test_broker_restart_reconnects(
     with late_peer(mosquitto) as fresh:
         fresh.subscribe("iotee/dev/ABC123/status")
         assert fresh.expect("iotee/dev/ABC123/status", timeout=10).payload == "online"
+        # The broker may deliver the announcement before the device marks itself ready.
+        deadline = time.monotonic() + 5
+        while not device.online and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert device.online
 
 
