@@ -9,7 +9,7 @@ prove the document uses nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 import json
 from pathlib import Path
@@ -180,29 +180,46 @@ def find_operation(method: str, path: str) -> tuple[str | None, dict[str, Any] |
 async def checked(response: ClientResponse) -> Any:
     """Check ``response`` against the document; return its decoded JSON body."""
     raw = await response.read()
-    method = response.method
-    path = response.url.path
-    request_id = response.headers.get("X-Request-Id")
+    return check_response(
+        response.method,
+        response.url.path,
+        response.status,
+        response.headers,
+        response.content_type,
+        raw,
+    )
+
+
+def check_response(
+    method: str,
+    path: str,
+    status_code: int,
+    headers: Mapping[str, str],
+    content_type: str,
+    raw: bytes,
+) -> Any:
+    """Check one IoTee response against the document; return its decoded JSON body."""
+    request_id = headers.get("X-Request-Id")
     assert request_id is not None, f"{method} {path}: no X-Request-Id"
     assert re.fullmatch(resolve("#/components/schemas/RequestId")["pattern"][1:-1], request_id)
-    assert response.content_type == "application/json", response.content_type
+    assert content_type == "application/json", content_type
     body = None if method == "HEAD" else json.loads(raw)
     template, operation = find_operation(method, path)
-    status = str(response.status)
+    status = str(status_code)
     if operation is None:
         # Unknown route or method: the error envelope, with the route-level codes.
-        assert response.status in (401, 404, 405), f"{method} {path}: {response.status}"
+        assert status_code in (401, 404, 405), f"{method} {path}: {status_code}"
         schema: dict[str, Any] = {"$ref": "#/components/schemas/ErrorResponse"}
-        if response.status == 405:
+        if status_code == 405:
             assert template is not None
-            assert "Allow" in response.headers
+            assert "Allow" in headers
     else:
         responses = operation["responses"]
         assert status in responses, f"{method} {template}: status {status} is not documented"
         documented = _deref(responses[status])
         for name, header_ref in documented.get("headers", {}).items():
             header = _deref(header_ref)
-            value = response.headers.get(name)
+            value = headers.get(name)
             if header.get("required"):
                 assert value is not None, f"{method} {template} {status}: no {name} header"
             if value is not None:
