@@ -142,6 +142,11 @@ async def test_get_commands_and_purge(
         ("relay_command", {"device": WLTE_ID, "relay": 9, "action": "ON"}, "invalid_relay"),
         ("send_command", {"device": WLTE_ID, "command": "ON"}, "invalid_relay"),
         ("retry_command", {"command_id": "missing"}, "unknown_command"),
+        (
+            "send_command",
+            {"device": LOCK_ID, "command": "lock", "params": {"a": {"b": {"c": {"d": {}}}}}},
+            "invalid_params",
+        ),
         ("get_commands", {"device": "nope"}, "unknown_device"),
     ],
 )

@@ -42,6 +42,7 @@ from .core.errors import (
 )
 from .core.matcher import ConfirmationMatcher, Verdict
 from .core.model import CommandRecord, CommandStatus, ErrorCode, new_command_id, utcnow
+from .core.params import check_params
 from .core.store import AsyncCommandStore, StoreFaultError
 
 _LOGGER = logging.getLogger(__name__)
@@ -354,6 +355,7 @@ class CommandEngine:
     ) -> CommandRecord:
         """Create, store and publish a command; return its record (status as it stands)."""
         config, spec, name = self.resolve(device_ref, command, relay)
+        checked_params = check_params(params)
         command_id = command_id or new_command_id()
         now = utcnow()
         relay_arg = relay if spec.kind.value == "relay" else None
@@ -372,7 +374,7 @@ class CommandEngine:
                 relay="" if relay_arg is None else relay_arg,
                 mqtt_id=config.topic_id,
             ),
-            params=dict(params or {}),
+            params=checked_params,
             created_at=now,
             deadline=now + timedelta(seconds=self.settings.command_timeout),
             retry_of=retry_of,

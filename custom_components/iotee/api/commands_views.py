@@ -11,6 +11,7 @@ from aiohttp import hdrs, web
 from custom_components.iotee.core.device_types import DEVICE_TYPES
 from custom_components.iotee.core.errors import (
     CommandError,
+    InvalidParamsError,
     NotRetryableError,
     UnknownCommandError,
     UnknownDeviceError,
@@ -47,6 +48,8 @@ def command_error(err: CommandError) -> ApiError:
         return ApiError(HTTPStatus.NOT_FOUND, COMMAND_NOT_FOUND, str(err))
     if isinstance(err, NotRetryableError):
         return ApiError(HTTPStatus.CONFLICT, COMMAND_NOT_RETRYABLE, str(err))
+    if isinstance(err, InvalidParamsError):
+        return invalid(f"{err}.", {"field": "params"})
     return invalid(str(err))
 
 

@@ -50,7 +50,8 @@ class ApiKeyError(Exception):
 
 
 def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+    # A header with bytes that are not UTF-8 arrives with lone surrogates: hash those too.
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,3 +37,9 @@ class UnknownCommandError(CommandError):
     """No command has that id."""
 
     code = "unknown_command"
+
+
+class InvalidParamsError(CommandError):
+    """The command's params are not a small JSON object."""
+
+    code = "invalid_params"
