@@ -24,6 +24,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.iotee.api import VIEWS, NotFoundView, async_register_api
+from custom_components.iotee.api.keys import SCOPES
 from custom_components.iotee.api.state import BASE_URL, DATA_API
 from custom_components.iotee.const import CONF_COMMAND_TIMEOUT, CONF_SYNC_WAIT, DOMAIN
 from custom_components.iotee.core.model import utcnow
@@ -304,6 +305,80 @@ async def test_read_only_user_cannot_control(
     assert "insufficient_scope" in response.headers["WWW-Authenticate"]
     status, _ = await request(client, "GET", f"/devices/{LOCK_ID}/commands", headers)
     assert status == 200
+
+
+# ---- the auth matrix: every endpoint x every way a credential can be wrong -----------------------
+
+# Column -> for each access level the endpoint needs: (status, code), or None for "let through"
+# (the request then gets whatever the endpoint answers, never 401 or 403).
+MATRIX: dict[str, dict[str, tuple[int, str] | None]] = {
+    "no credentials": dict.fromkeys(("control", "read", "admin", "any"), (401, "AUTH_REQUIRED")),
+    "malformed": dict.fromkeys(("control", "read", "admin", "any"), (401, "AUTH_INVALID")),
+    "wrong": dict.fromkeys(("control", "read", "admin", "any"), (401, "AUTH_INVALID")),
+    "expired key": dict.fromkeys(("control", "read", "admin", "any"), (401, "AUTH_EXPIRED")),
+    "expired token": dict.fromkeys(("control", "read", "admin", "any"), (401, "AUTH_EXPIRED")),
+    "revoked": dict.fromkeys(("control", "read", "admin", "any"), (401, "AUTH_INVALID")),
+    "wrong scope": {
+        "control": (403, "AUTH_SCOPE_DENIED"),  # a device:read key
+        "read": (403, "AUTH_SCOPE_DENIED"),  # a key without scopes
+        "admin": (403, "AUTH_SCOPE_DENIED"),  # a user key with every scope
+        "any": None,  # a key without scopes still reads the OpenAPI document
+    },
+    "non-admin": {
+        "control": None,
+        "read": None,
+        "admin": (403, "AUTH_SCOPE_DENIED"),  # a Home Assistant user who is no administrator
+        "any": None,
+    },
+}
+
+
+async def matrix_headers(hass: HomeAssistant, column: str, access: str) -> dict[str, str]:
+    """The credentials of one matrix column for an endpoint needing ``access``."""
+    keys = hass.data[DATA_API].keys
+    if column == "no credentials":
+        return {}
+    if column == "malformed":
+        return {"Authorization": "Token abc"}
+    if column == "wrong":
+        secret = await make_key(hass)
+        return {"X-API-Key": secret[:-4] + "AAAA"}
+    if column == "expired key":
+        return {"X-API-Key": await make_key(hass, expires_in_days=1)}
+    if column == "expired token":
+        _, token = await user_token(hass, GROUP_ID_ADMIN, timedelta(seconds=-60))
+        return {"Authorization": f"Bearer {token}"}
+    if column == "revoked":
+        created = await keys.async_create("revoked", role="admin")
+        await keys.async_revoke(created.key.key_id)
+        return {"X-API-Key": created.secret}
+    if column == "wrong scope":
+        scopes = {"control": ["device:read"], "read": [], "any": []}.get(access, list(SCOPES))
+        return {"X-API-Key": await make_key(hass, scopes=scopes)}
+    _, token = await user_token(hass, GROUP_ID_USER)
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize("column", list(MATRIX))
+async def test_auth_matrix(
+    hass: HomeAssistant, hub: MockConfigEntry, client: TestClient, local_auth: Any, column: str
+) -> None:
+    """Every endpoint with this kind of bad credential: the documented status and code."""
+    later = utcnow() + timedelta(days=2)
+    engine = engine_of(hub)
+    for method, path, access in ENDPOINTS:
+        command = (await engine.async_submit(WLTE_ID, "OFF", relay=3, source="test")).command_id
+        headers = await matrix_headers(hass, column, access)
+        if column == "expired key":
+            with patch("custom_components.iotee.api.keys.utcnow", return_value=later):
+                status, body = await request(client, method, path, headers, command)
+        else:
+            status, body = await request(client, method, path, headers, command)
+        expected = MATRIX[column][access]
+        if expected is None:
+            assert status not in (401, 403), (column, method, path, body)
+        else:
+            assert (status, body["code"]) == expected, (column, method, path, body)
 
 
 # ---- errors -------------------------------------------------------------------------------------
