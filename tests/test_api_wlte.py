@@ -24,7 +24,6 @@ from custom_components.iotee.api.wlte_views import WlteRelayCommandView
 from custom_components.iotee.const import (
     CONF_COMMAND_TIMEOUT,
     CONF_RATE_CALLER,
-    CONF_RATE_DEVICE,
     CONF_RELAY_COOLDOWN,
     CONF_SYNC_WAIT,
     DOMAIN,
@@ -751,24 +750,6 @@ async def test_caller_limit_and_options(
     assert body["data"] == {"retryAfterSeconds": 30, "limit": "application"}
     other = (await api_of(hass).keys.async_create("other")).secret
     assert (await execute(client, other, "ON", 3))[0] == 202
-
-
-async def test_parallel_requests_respect_device_limit(
-    hass: HomeAssistant,
-    mqtt_entry: MockConfigEntry,
-    device: RelayDevice,
-    client: TestClient,
-    token: str,
-) -> None:
-    """15 concurrent requests to one device with 10 per 10 s: exactly 10 accepted."""
-    await start_hub(hass, **{CONF_RELAY_COOLDOWN: 0, CONF_RATE_DEVICE: 10, CONF_SYNC_WAIT: 0})
-    api_of(hass).clock = lambda: 50.0
-    answers = await asyncio.gather(*(execute(client, token, "JOG", n % 4 + 1) for n in range(15)))
-    statuses = [status for status, _ in answers]
-    assert statuses.count(202) == 10
-    assert statuses.count(429) == 5
-    assert {body["data"]["retryAfterSeconds"] for status, body in answers if status == 429} == {10}
-    await wait_for(lambda: len(device.commands) == 10)
 
 
 async def test_replay_is_not_rate_limited(
