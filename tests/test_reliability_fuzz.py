@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import AsyncGenerator, Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 import itertools
 import os
@@ -285,6 +286,6 @@ async def test_fuzz_both_apis(
 
 
 def _integrity(path: str) -> str:
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection:
         result: str = connection.execute("PRAGMA integrity_check").fetchone()[0]
     return result
