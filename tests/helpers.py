@@ -7,15 +7,18 @@ from typing import Any
 
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.iotee.config_flow import DEFAULT_OPTIONS
 from custom_components.iotee.const import (
+    CONF_COMMAND_TIMEOUT,
     CONF_DEVICE_TYPE,
     CONF_HARDWARE_ID,
     CONF_MQTT_TOPIC,
     CONF_RELAY_LOCKS,
     CONF_RELAYS,
+    CONF_SYNC_WAIT,
     DOMAIN,
     SUBENTRY_DEVICE,
 )
@@ -94,3 +97,12 @@ async def engine_subscribed(hass: HomeAssistant, entry: MockConfigEntry) -> None
 
     for topic_filter in engine_of(entry).subscription_filters:
         await subscribed(hass, topic_filter, qos=1)
+
+
+async def setup_api_hub(hass: HomeAssistant, **options: Any) -> MockConfigEntry:
+    """Set up the hub for REST API tests: 2 s command timeout and no synchronous wait unless
+    ``options`` say otherwise, its subscriptions acknowledged, the REST API registered."""
+    entry = await setup_hub(hass, **({CONF_COMMAND_TIMEOUT: 2.0, CONF_SYNC_WAIT: 0} | options))
+    await engine_subscribed(hass, entry)
+    assert await async_setup_component(hass, DOMAIN, {})
+    return entry

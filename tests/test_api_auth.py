@@ -12,7 +12,6 @@ from aiohttp.test_utils import TestClient
 from homeassistant.auth.const import GROUP_ID_ADMIN, GROUP_ID_READ_ONLY, GROUP_ID_USER
 from homeassistant.auth.models import Credentials
 from homeassistant.core import HomeAssistant
-from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import jwt
 import pytest
@@ -26,12 +25,11 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.iotee.api import VIEWS, NotFoundView, async_register_api
 from custom_components.iotee.api.keys import SCOPES
 from custom_components.iotee.api.state import BASE_URL, DATA_API
-from custom_components.iotee.const import CONF_COMMAND_TIMEOUT, CONF_SYNC_WAIT, DOMAIN
 from custom_components.iotee.core.model import utcnow
 from custom_components.iotee.core.store import StoreError
 
 from .api_openapi import OPENAPI_PATH, SPEC, SUPPORTED_KEYWORDS, checked, resolve, schema_keywords
-from .helpers import LOCK_ID, WLTE_ID, engine_of, engine_subscribed, setup_hub
+from .helpers import LOCK_ID, WLTE_ID, engine_of, setup_api_hub
 
 # (method, path, access): every endpoint, and what it needs.
 ENDPOINTS = [
@@ -56,10 +54,7 @@ BODIES = {
 @pytest.fixture
 async def hub(hass: HomeAssistant, mqtt_entry: MockConfigEntry) -> MockConfigEntry:
     """The hub with the default devices; short timeouts."""
-    entry = await setup_hub(hass, **{CONF_COMMAND_TIMEOUT: 2.0, CONF_SYNC_WAIT: 0})
-    await engine_subscribed(hass, entry)
-    assert await async_setup_component(hass, DOMAIN, {})
-    return entry
+    return await setup_api_hub(hass)
 
 
 @pytest.fixture

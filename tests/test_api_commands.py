@@ -8,18 +8,17 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 from homeassistant.core import HomeAssistant
-from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.iotee.api.state import DATA_API
-from custom_components.iotee.const import CONF_COMMAND_TIMEOUT, CONF_SYNC_WAIT, DOMAIN
+from custom_components.iotee.const import CONF_SYNC_WAIT
 from custom_components.iotee.core.model import CommandStatus
 
 from .api_openapi import LockDevice, RelayDevice, checked
 from .broker import Mosquitto, PahoPeer
 from .conftest import wait_for
-from .helpers import LOCK_ID, TASMOTA_ID, WLTE_ID, engine_of, engine_subscribed, setup_hub
+from .helpers import LOCK_ID, TASMOTA_ID, WLTE_ID, engine_of, setup_api_hub
 
 BASE = "/api/iotee"
 
@@ -27,10 +26,7 @@ BASE = "/api/iotee"
 @pytest.fixture
 async def hub(hass: HomeAssistant, mqtt_entry: MockConfigEntry) -> MockConfigEntry:
     """The hub with the default devices; short timeouts."""
-    entry = await setup_hub(hass, **{CONF_COMMAND_TIMEOUT: 2.0, CONF_SYNC_WAIT: 1.0})
-    await engine_subscribed(hass, entry)
-    assert await async_setup_component(hass, DOMAIN, {})
-    return entry
+    return await setup_api_hub(hass, **{CONF_SYNC_WAIT: 1.0})
 
 
 @pytest.fixture

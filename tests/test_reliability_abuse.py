@@ -21,7 +21,6 @@ from urllib.parse import quote
 
 from aiohttp.test_utils import TestClient
 from homeassistant.core import HomeAssistant
-from homeassistant.setup import async_setup_component
 from multidict import CIMultiDict
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -29,15 +28,12 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.iotee.api.base import MAX_BODY_BYTES
 from custom_components.iotee.api.state import BASE_URL, DATA_API
 from custom_components.iotee.const import (
-    CONF_COMMAND_TIMEOUT,
-    CONF_SYNC_WAIT,
-    DOMAIN,
     STORE_FILENAME,
 )
 from custom_components.iotee.core.idempotency import valid_key
 
 from .api_openapi import check_response
-from .helpers import LOCK_ID, WLTE_ID, engine_of, engine_subscribed, setup_hub
+from .helpers import LOCK_ID, WLTE_ID, engine_of, setup_api_hub
 
 HOSTILE = [
     "../../../../etc/passwd",
@@ -72,10 +68,7 @@ HOSTILE = [
 @pytest.fixture
 async def hub(hass: HomeAssistant, mqtt_entry: MockConfigEntry) -> MockConfigEntry:
     """The hub on the real broker, no synchronous wait, the REST API registered."""
-    entry = await setup_hub(hass, **{CONF_COMMAND_TIMEOUT: 2.0, CONF_SYNC_WAIT: 0})
-    await engine_subscribed(hass, entry)
-    assert await async_setup_component(hass, DOMAIN, {})
-    return entry
+    return await setup_api_hub(hass)
 
 
 @pytest.fixture

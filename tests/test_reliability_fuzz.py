@@ -33,7 +33,6 @@ from urllib.parse import unquote, urlsplit
 
 from aiohttp.test_utils import TestClient
 from homeassistant.core import HomeAssistant
-from homeassistant.setup import async_setup_component
 from hypothesis import HealthCheck, given, settings, strategies as st
 from multidict import CIMultiDict
 import pytest
@@ -47,15 +46,12 @@ from schemathesis.specs.openapi import checks as openapi_checks
 
 from custom_components.iotee.api.state import BASE_URL, DATA_API
 from custom_components.iotee.const import (
-    CONF_COMMAND_TIMEOUT,
-    CONF_SYNC_WAIT,
-    DOMAIN,
     STORE_FILENAME,
 )
 
 from .api_openapi import SPEC, RelayDevice, check_response
 from .broker import Mosquitto
-from .helpers import LOCK_ID, TASMOTA_ID, WLTE_ID, engine_of, engine_subscribed, setup_hub
+from .helpers import LOCK_ID, TASMOTA_ID, WLTE_ID, engine_of, setup_api_hub
 
 EXAMPLES = int(os.environ.get("IOTEE_FUZZ_EXAMPLES", "130"))
 MIN_REQUESTS = 2000
@@ -107,9 +103,7 @@ async def hub(
     hass: HomeAssistant, mqtt_entry: MockConfigEntry, mosquitto: Mosquitto
 ) -> AsyncGenerator[MockConfigEntry]:
     """The hub on the real broker (no synchronous wait), with the WLTE device answering."""
-    entry = await setup_hub(hass, **{CONF_COMMAND_TIMEOUT: 2.0, CONF_SYNC_WAIT: 0})
-    await engine_subscribed(hass, entry)
-    assert await async_setup_component(hass, DOMAIN, {})
+    entry = await setup_api_hub(hass)
     device = await hass.async_add_executor_job(RelayDevice(mosquitto).start)
     yield entry
     await hass.async_add_executor_job(device.close)

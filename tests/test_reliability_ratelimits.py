@@ -24,7 +24,6 @@ import uuid
 
 from aiohttp.test_utils import TestClient
 from homeassistant.core import HomeAssistant
-from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -34,12 +33,10 @@ from custom_components.iotee.const import (
     CONF_RATE_CALLER,
     CONF_RATE_DEVICE,
     CONF_RELAY_COOLDOWN,
-    CONF_SYNC_WAIT,
-    DOMAIN,
 )
 
 from .api_openapi import checked
-from .helpers import TASMOTA_ID, WLTE_ID, engine_of, engine_subscribed, setup_hub
+from .helpers import TASMOTA_ID, WLTE_ID, engine_of, setup_api_hub
 
 CALLERS = 50
 RELAYS = {WLTE_ID: 4, TASMOTA_ID: 2}
@@ -72,9 +69,7 @@ async def start(
     hass: HomeAssistant, hass_client_no_auth: Callable[..., Any], **options: Any
 ) -> tuple[MockConfigEntry, TestClient, list[str], Clock]:
     """Set up the hub with ``options``, the API, 50 callers' keys and the test's clock."""
-    entry = await setup_hub(hass, **({CONF_COMMAND_TIMEOUT: 30.0, CONF_SYNC_WAIT: 0} | options))
-    await engine_subscribed(hass, entry)
-    assert await async_setup_component(hass, DOMAIN, {})
+    entry = await setup_api_hub(hass, **({CONF_COMMAND_TIMEOUT: 30.0} | options))
     keys = hass.data[DATA_API].keys
     secrets = [(await keys.async_create(f"caller {n}")).secret for n in range(CALLERS)]
     clock = Clock()

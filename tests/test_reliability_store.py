@@ -38,15 +38,7 @@ from simulator import Behaviour, SimulatedDevice
 from .broker import Mosquitto, PahoPeer
 from .conftest import wait_for
 from .core.test_store_faults import DISK_FULL, FaultyConnection
-from .helpers import (
-    LOCK_ID,
-    TASMOTA_ID,
-    WLTE_ID,
-    engine_of,
-    engine_subscribed,
-    settle,
-    setup_hub,
-)
+from .helpers import LOCK_ID, TASMOTA_ID, WLTE_ID, engine_of, engine_subscribed, settle, setup_hub
 
 ISSUE_CORRUPT = "store_corrupt"
 ISSUE_WRITE = "store_write_failed"
