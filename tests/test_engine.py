@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
+from unittest.mock import patch
 
 from homeassistant.components import mqtt
 from homeassistant.core import HomeAssistant
@@ -12,6 +14,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.iotee.const import CONF_COMMAND_TIMEOUT, EVENT_COMMAND_STATUS
 from custom_components.iotee.core.model import CommandStatus
+from custom_components.iotee.engine import CommandEngine
 
 from .broker import Mosquitto, PahoPeer
 from .conftest import wait_for
@@ -400,3 +403,66 @@ async def test_expired_late_window_is_forgotten_on_quiet_topics(
         engine._on_deadline(tracked)
     assert f"iotee/dev/{LOCK_ID}/rls/state" not in engine._late
     assert f"wlte/{WLTE_ID}/relay/1/result" in engine._late
+
+
+# ---- waiting for the subscriptions after a (re)connect ------------------------------------------
+# The gate is closed by hand here (as a reconnect closes it) to reach each way out of the wait.
+
+
+async def close_gate(engine: CommandEngine) -> None:
+    """Close the engine's subscription gate, once its own start opened it."""
+    await wait_for(engine._subscribed.is_set)
+    engine._subscribed.clear()
+
+
+async def test_held_command_is_published_after_half_its_time(
+    hass: HomeAssistant, hub: MockConfigEntry, peer: PahoPeer
+) -> None:
+    """Subscriptions never acknowledged: the command goes out anyway, half its time left."""
+    engine = engine_of(hub)
+    await peer_call(hass, peer.subscribe, f"iotee/dev/{LOCK_ID}/rls")
+    await close_gate(engine)
+    record = await engine.async_submit(LOCK_ID, "lock", source="test")
+    assert record.status is CommandStatus.PUBLISHED
+    published = record.transitions[-1].at
+    assert (published - record.created_at).total_seconds() == pytest.approx(1.0, abs=0.2)
+    assert (await peer_call(hass, peer.expect, f"iotee/dev/{LOCK_ID}/rls")).payload == "1"
+    # The gate stays open until the next reconnect: the next command is not held.
+    record = await engine.async_submit(LOCK_ID, "unlock", source="test")
+    assert (record.transitions[-1].at - record.created_at).total_seconds() < 0.2
+
+
+async def test_held_command_superseded_is_never_published(
+    hass: HomeAssistant, hub: MockConfigEntry, peer: PahoPeer
+) -> None:
+    """A newer command to the same lock while both wait: only the newer one goes out."""
+    engine = engine_of(hub)
+    await peer_call(hass, peer.subscribe, f"iotee/dev/{LOCK_ID}/rls")
+    await close_gate(engine)
+    first = hass.async_create_task(engine.async_submit(LOCK_ID, "lock", source="test"))
+    await asyncio.sleep(0.1)  # not settle: it would wait for the held task
+    second = hass.async_create_task(engine.async_submit(LOCK_ID, "unlock", source="test"))
+    await asyncio.sleep(0.1)  # not settle: it would wait for the held task
+    engine._subscribed.set()
+    assert (await first).error_code == "superseded"
+    assert (await second).status is CommandStatus.PUBLISHED
+    assert (await peer_call(hass, peer.expect, f"iotee/dev/{LOCK_ID}/rls")).payload == "0"
+    await settle(hass, 0.2)
+    assert peer.messages.empty()
+
+
+async def test_held_command_fails_when_the_connection_drops_meanwhile(
+    hass: HomeAssistant, hub: MockConfigEntry, peer: PahoPeer
+) -> None:
+    """Disconnected again while waiting: failed/publish_failed, nothing sent."""
+    engine = engine_of(hub)
+    await peer_call(hass, peer.subscribe, f"iotee/dev/{LOCK_ID}/rls")
+    await close_gate(engine)
+    task = hass.async_create_task(engine.async_submit(LOCK_ID, "lock", source="test"))
+    await asyncio.sleep(0.1)  # not settle: it would wait for the held task
+    with patch("custom_components.iotee.engine.mqtt.is_connected", return_value=False):
+        engine._subscribed.set()
+        record = await task
+    assert (record.status, record.error_code) == (CommandStatus.FAILED, "publish_failed")
+    await settle(hass, 0.2)
+    assert peer.messages.empty()

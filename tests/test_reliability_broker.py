@@ -7,9 +7,10 @@ from collections.abc import Generator
 from dataclasses import dataclass
 import json
 import time
+from unittest.mock import patch
 
 from homeassistant.components import mqtt
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -18,8 +19,9 @@ from custom_components.iotee.core.model import CommandRecord, CommandStatus, utc
 from custom_components.iotee.engine import CommandEngine
 from simulator import Behaviour, SimulatedDevice
 
+from .api_openapi import RelayDevice
 from .broker import Mosquitto, PahoPeer
-from .conftest import wait_for
+from .conftest import subscribed, wait_for
 from .helpers import LOCK_ID, TASMOTA_ID, WLTE_ID, engine_of, engine_subscribed, setup_hub
 
 COMMAND_TIMEOUT = 2.0
@@ -265,3 +267,39 @@ async def test_broker_killed_mid_traffic_and_restarted(
         f" {max(ended_at(s.record) for s in traffic.sent):+.2f} s"
     )
     assert noticed < 5
+
+
+async def test_command_sent_as_the_client_reconnects_is_confirmed(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry, mosquitto: Mosquitto
+) -> None:
+    """A command sent the instant HA's client is back, before HA restored its subscriptions
+    (about 0.5 s later), is held until they are back: the device's answer is not missed."""
+    entry = await setup_hub(hass, **{CONF_COMMAND_TIMEOUT: COMMAND_TIMEOUT})
+    await engine_subscribed(hass, entry)
+    engine = engine_of(entry)
+    # Let HA's client finish the subscriptions of its start (one by one, each acknowledged).
+    unsubscribe = await mqtt.async_subscribe(hass, "iotee-test/sentinel", lambda _: None)
+    await subscribed(hass, "iotee-test/sentinel")
+    unsubscribe()
+    submitted: list[asyncio.Task[CommandRecord]] = []
+
+    @callback
+    def on_connection(connected: bool) -> None:
+        if connected and not submitted:
+            submitted.append(
+                hass.async_create_task(engine.async_submit(WLTE_ID, "ON", 1, source="test"))
+            )
+
+    with patch("homeassistant.components.mqtt.client.RECONNECT_INTERVAL_SECONDS", 0.2):
+        await hass.async_add_executor_job(mosquitto.stop)
+        await wait_for(lambda: not mqtt.is_connected(hass))
+        await hass.async_add_executor_job(mosquitto.start)
+        device = await hass.async_add_executor_job(RelayDevice(mosquitto).start)
+        cancel = mqtt.async_subscribe_connection_status(hass, on_connection)
+        await wait_for(lambda: bool(submitted), timeout=30)
+    cancel()
+    record = await submitted[0]
+    final = await engine.async_wait(record.command_id, COMMAND_TIMEOUT + 1)
+    await hass.async_add_executor_job(device.close)
+    assert final.status is CommandStatus.COMPLETED, final
+    assert device.commands == [(1, {"id": record.command_id, "action": "ON"})]

@@ -14,6 +14,11 @@ published. Once a command is accepted the engine's in-memory record is the truth
 that cannot be written are kept by the store and written later (retried every
 ``STORE_RETRY_INTERVAL`` seconds and with the next command), while one repair issue tells the user
 and one log line says so; both clear when writing works again.
+
+Subscriptions first: when HA's MQTT client (re)connects it restores its subscriptions a moment
+later (about 0.5 s). A command published before IoTee's subscriptions are back would be carried
+out while its confirmation is missed, so commands created in that window wait (at most
+``SUBSCRIBE_WAIT`` seconds and half their time) until the broker acknowledged them.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 import logging
 from typing import Any
 
@@ -52,6 +58,10 @@ LATE_WINDOW = timedelta(minutes=10)
 
 STORE_RETRY_INTERVAL = 10.0
 """Seconds between tries to write status changes the store could not write."""
+
+SUBSCRIBE_WAIT = 5.0
+"""At most this many seconds a command waits for the subscriptions to be restored after HA's
+MQTT client (re)connected; then it is published anyway."""
 
 ISSUE_STORE_WRITE_FAILED = "store_write_failed"
 
@@ -129,6 +139,9 @@ class CommandEngine:
         self._unsubscribes: list[CALLBACK_TYPE] = []
         self._writes: set[asyncio.Task[None]] = set()
         self.subscription_filters: list[str] = []
+        self._subscribed = asyncio.Event()
+        """Set while the broker has acknowledged every subscription of the current connection."""
+        self._subscribe_watchers: list[CALLBACK_TYPE] = []
         self._stopping = False
         self.store_fault: str | None = None
         """Why the store cannot be written, while it cannot (None when it works)."""
@@ -213,6 +226,65 @@ class CommandEngine:
             self._unsubscribes.append(
                 await mqtt.async_subscribe(self.hass, topic_filter, self._on_message, qos=1)
             )
+        self._unsubscribes.append(
+            mqtt.async_subscribe_connection_status(self.hass, self._on_connection)
+        )
+        self._watch_subscriptions()
+
+    @callback
+    def _on_connection(self, connected: bool) -> None:
+        """Close the gate on every connection change; reopen it once subscriptions are back."""
+        self._subscribed.clear()
+        if connected:
+            # HA's client announces the connection first and queues the re-subscriptions just
+            # after: watch for them once that is done.
+            self.hass.loop.call_soon(self._watch_subscriptions)
+
+    @callback
+    def _watch_subscriptions(self) -> None:
+        """Set ``_subscribed`` when the broker acknowledged every filter of this engine."""
+        self._cancel_subscribe_watchers()
+        if self._stopping:
+            return
+        remaining = set(self.subscription_filters)
+
+        def acknowledged(topic_filter: str) -> None:
+            remaining.discard(topic_filter)
+            if not remaining:
+                self._cancel_subscribe_watchers()
+                self._subscribed.set()
+
+        self._subscribe_watchers = [
+            mqtt.async_on_subscribe_done(
+                self.hass, topic_filter, 1, partial(acknowledged, topic_filter)
+            )
+            for topic_filter in self.subscription_filters
+        ]
+        if not remaining:
+            self._subscribed.set()
+
+    def _cancel_subscribe_watchers(self) -> None:
+        for cancel in self._subscribe_watchers:
+            cancel()
+        self._subscribe_watchers = []
+
+    async def _async_subscriptions_restored(self, record: CommandRecord) -> None:
+        """Wait until the subscriptions are back: at most ``SUBSCRIBE_WAIT`` s and half the
+        time left to the deadline, so that the device still gets the command in time."""
+        limit = min(SUBSCRIBE_WAIT, (record.deadline - utcnow()).total_seconds() / 2)
+        try:
+            async with asyncio.timeout(max(limit, 0.0)):
+                await self._subscribed.wait()
+        except TimeoutError:
+            # Stop holding commands until the next reconnect: an acknowledgement that never
+            # comes (another integration's QoS on the same filter, say) must not slow them all.
+            _LOGGER.debug(
+                "Subscriptions not acknowledged after %.1f s; publishing %s anyway",
+                limit,
+                record.command_id,
+            )
+            self._cancel_subscribe_watchers()
+            self._subscribed.set()
 
     def _subscription_filters(self) -> list[str]:
         """Wildcard filters covering every topic of the types in use (and discoverable ones)."""
@@ -240,6 +312,7 @@ class CommandEngine:
         for unsubscribe in self._unsubscribes:
             unsubscribe()
         self._unsubscribes.clear()
+        self._cancel_subscribe_watchers()
         for tracked in self._open.values():
             if tracked.timer is not None:
                 tracked.timer.cancel()
@@ -424,6 +497,18 @@ class CommandEngine:
             )
             return
         tracked = self._track(record, config, spec)
+        if not self._subscribed.is_set():
+            await self._async_subscriptions_restored(record)
+            if record.status.is_terminal:  # superseded or timed out meanwhile
+                return
+            if not mqtt.is_connected(self.hass):
+                self._end(
+                    tracked,
+                    CommandStatus.FAILED,
+                    ErrorCode.PUBLISH_FAILED,
+                    "Home Assistant's MQTT client is not connected to the broker",
+                )
+                return
         try:
             await mqtt.async_publish(
                 self.hass, record.topic, record.payload, qos=self.settings.qos, retain=False
