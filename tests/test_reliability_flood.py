@@ -207,7 +207,7 @@ async def test_device_flood_keeps_the_loop_responsive_and_memory_flat(
     max_lag = max(flood_lags)
     p99 = percentile(flood_lags, 0.99)
     mib = 1024 * 1024
-    print(  # figures for docs/reliability.md
+    print(  # figures for README's Reliability section
         f"\nflood: {result['sent']} messages in {result['elapsed']:.2f} s"
         f" ({result['sent'] / result['elapsed']:.0f}/s), {seen} state updates processed,"
         f" the last one"

@@ -277,7 +277,7 @@ async def test_locked_database(
     # The kept updates are written by the periodic retry; the issue goes away.
     released = time.monotonic()
     await wait_for(lambda: issue(hass, ISSUE_WRITE) is None, timeout=5)
-    print(  # figures for docs/reliability.md
+    print(  # figures for README's Reliability section
         f"\nlocked: {len(records)} accepted commands completed while locked, {kept} records kept"
         f" in memory, written {time.monotonic() - released:.2f} s after the lock was released"
         f" (retry every {engine_module.STORE_RETRY_INTERVAL} s here), 1 refused, 0 lost"
@@ -332,7 +332,7 @@ async def test_disk_full(
     faulty.fault = None
     cleared = time.monotonic()
     await wait_for(lambda: issue(hass, ISSUE_WRITE) is None, timeout=5)
-    print(  # figures for docs/reliability.md
+    print(  # figures for README's Reliability section
         f"\ndisk full: {len(records)} accepted commands completed, {kept} records kept in memory,"
         f" {faulty.writes} write attempts while full, written"
         f" {time.monotonic() - cleared:.2f} s after the disk had room, 1 refused, 0 lost"
@@ -476,7 +476,7 @@ async def test_restart_recovers_open_commands_with_their_deadlines(
     assert late.status is CommandStatus.TIMEOUT
     overrun = (late.transitions[-1].at - kept.deadline).total_seconds()
     assert -0.05 <= overrun <= DEADLINE_SLACK  # its own deadline, not restart + timeout
-    print(  # figures for docs/reliability.md
+    print(  # figures for README's Reliability section
         f"\nrestart: down {(restarted_at - stopped_at).total_seconds():.1f} s;"
         f" recovered command timed out {overrun * 1000:+.0f} ms from its original deadline"
     )

@@ -460,3 +460,58 @@ async def test_async_store_open_error(tmp_path: Path) -> None:
     finally:
         await store.close()
     assert store_threads() == []
+
+
+def test_wal_checkpoints_follow_updates_not_inserts(store: CommandStore) -> None:
+    """A new command's insert never runs the checkpoint; an update does, every CHECKPOINT_EVERY
+    commits, and leaves the write-ahead log copied into the database."""
+    assert store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == (
+        store_module.WAL_AUTOCHECKPOINT_PAGES
+    )
+    checkpoints = []
+    real_checkpoint = store.checkpoint
+
+    def counted() -> None:
+        checkpoints.append(store.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+        real_checkpoint()
+
+    store.checkpoint = counted  # type: ignore[method-assign]
+    for n in range(store_module.CHECKPOINT_EVERY + 10):
+        store.insert(make_record(f"c{n}"))
+    assert checkpoints == []
+    store.update(finished("c0", CommandStatus.COMPLETED))
+    assert len(checkpoints) == 1
+    assert checkpoints[0] > 0  # the log held pages: the inserts' were not checkpointed
+    busy, log_pages, copied = store.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert (busy, log_pages - copied) == (0, 0)
+    for n in range(1, 20):  # the count starts again
+        store.update(finished(f"c{n}", CommandStatus.COMPLETED))
+    assert len(checkpoints) == 1
+
+
+def test_failed_checkpoint_is_skipped(
+    store: CommandStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A checkpoint SQLite refuses loses nothing: skipped, logged at debug level, writes go on."""
+
+    class RefusesCheckpoints:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+            if "wal_checkpoint" in sql:
+                raise sqlite3.OperationalError("disk I/O error")
+            return self.db.execute(sql, *args)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.db, name)
+
+    real = store.db
+    store.insert(make_record("c1"))
+    store._db = RefusesCheckpoints(real)  # type: ignore[assignment]
+    caplog.set_level("DEBUG")
+    store.checkpoint()
+    assert "WAL checkpoint skipped: disk I/O error" in caplog.text
+    store._db = real
+    store.update(finished("c1", CommandStatus.COMPLETED))
+    assert store.get("c1") == finished("c1", CommandStatus.COMPLETED)

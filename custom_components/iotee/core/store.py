@@ -3,13 +3,18 @@
 ``CommandStore`` is synchronous and meant to live on one thread; ``AsyncCommandStore`` gives the
 event loop an awaitable API that runs every call on a single dedicated worker thread, in order.
 
-Faults the store survives (see docs/reliability.md):
+Faults the store survives (README, "Reliability"):
 
 - A damaged file at ``open`` (not a database, malformed, failing ``PRAGMA quick_check``, our
   tables missing) is moved aside with its ``-wal``/``-shm`` to ``<name>.corrupt-<UTC time>`` and a
   fresh store is started; ``open`` returns a ``CorruptFileMoved`` saying where the file went.
 - A busy or locked database: every statement waits up to ``BUSY_TIMEOUT`` for the other
   connection, and a write is tried ``WRITE_ATTEMPTS`` times before it fails.
+- WAL checkpoints off the critical path: a new command's insert is awaited before it is
+  published, so the checkpoint (copying the write-ahead log into the database) is not left to
+  SQLite's automatic one on whichever commit crosses its threshold. It runs after a status update
+  every ``CHECKPOINT_EVERY`` commits (updates are written after the caller has moved on);
+  SQLite's own, at ``WAL_AUTOCHECKPOINT_PAGES``, remains as the bound when only inserts happen.
 - A write that fails (disk full, I/O error, still locked): ``insert`` raises ``StoreFaultError``
   and nothing is stored (the caller refuses the command). ``update`` keeps the record's row in
   memory (latest state per command) and raises ``WritesPendingError``; the rows are written by the
@@ -43,6 +48,11 @@ WRITE_ATTEMPTS = 3
 """Tries of one write while the database stays busy or locked."""
 WRITE_BACKOFF = 0.1
 """Seconds between the first and second try of a busy write; doubled for each further try."""
+CHECKPOINT_EVERY = 250
+"""Commits between two WAL checkpoints run after a status update (about 1,000 WAL pages)."""
+WAL_AUTOCHECKPOINT_PAGES = 10000
+"""SQLite's automatic checkpoint, kept as a bound on the WAL (about 40 MB) when only inserts
+happen; ``CHECKPOINT_EVERY`` normally checkpoints long before."""
 PURGE_CACHE_KIB = 65536
 """SQLite page cache (KiB) while purging; the connection's own size is restored afterwards."""
 
@@ -283,6 +293,8 @@ class CommandStore:
         self.corrupt_moved: CorruptFileMoved | None = None
         """Set by ``open`` when it moved a damaged file aside."""
         self._db: sqlite3.Connection | None = None
+        self._commits = 0
+        """Commits since the last checkpoint."""
         self._pending: dict[str, RecordRow] = {}
         self._pending_error: StoreError | None = None
 
@@ -333,6 +345,7 @@ class CommandStore:
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
             self._migrate()
         except sqlite3.Error as err:
             self.close()
@@ -444,7 +457,9 @@ class CommandStore:
         for attempt in range(1, attempts + 1):
             try:
                 with db:
-                    return work(db)
+                    result = work(db)
+                self._commits += 1
+                return result
             except sqlite3.Error as err:
                 if attempt < attempts and _is_busy(err):
                     time.sleep(delay)
@@ -490,6 +505,20 @@ class CommandStore:
         if self._pending_error is not None:
             raise WritesPendingError(str(self._pending_error), len(self._pending))
         self.flush(self.write_attempts)
+        if self._commits >= CHECKPOINT_EVERY:
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file now, as far as readers allow.
+
+        A passive checkpoint: it never waits for other connections; one that fails is logged and
+        left to the next one (or SQLite's automatic one), as nothing is lost by skipping it.
+        """
+        self._commits = 0
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as err:
+            _LOGGER.debug("WAL checkpoint skipped: %s", err)
 
     def flush(self, attempts: int = 1) -> None:
         """Write the record updates kept in memory, in one transaction.
