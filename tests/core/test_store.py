@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Generator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from custom_components.iotee.core.store import (
     CommandStore,
     IdempotencyEntry,
     StoreError,
+    record_row,
 )
 
 T0 = datetime(2025, 12, 17, 10, 30, 0, 123456, tzinfo=UTC)
@@ -301,6 +303,39 @@ def test_purge(store: CommandStore) -> None:
     assert store.purge(cutoff) == 0
 
 
+def test_purge_in_batches(store: CommandStore) -> None:
+    """Batches delete the oldest finished records first, skip open ones, never stall on equal
+    timestamps, and end with the same result as one purge; the pragmas come back."""
+    cache = store.db.execute("PRAGMA cache_size").fetchone()[0]
+    cutoff = T0 + timedelta(days=1)
+    for n in range(30):  # 30 finished, one second apart
+        store.insert(
+            finished(f"old-{n:02}", CommandStatus.COMPLETED, created_at=T0 + timedelta(seconds=n))
+        )
+    for n in range(10):  # 10 open ones among them, older still
+        store.insert(
+            finished(f"open-{n}", CommandStatus.PUBLISHED, created_at=T0 - timedelta(hours=1))
+        )
+    for n in range(12):  # 12 finished at the very same instant
+        store.insert(
+            finished(f"tie-{n:02}", CommandStatus.FAILED, created_at=T0 + timedelta(hours=1))
+        )
+    store.insert(finished("new", CommandStatus.COMPLETED, created_at=cutoff))
+
+    batches = []
+    while True:
+        deleted, done = store.purge_batch(cutoff, size=7)
+        batches.append(deleted)
+        if done:
+            break
+        assert store.db.execute("PRAGMA cache_size").fetchone()[0] != cache  # enlarged meanwhile
+    # 4 x 7 of the 30; then the 7th oldest is a tie, so the 2 left go with all 12 ties; then none.
+    assert batches == [7, 7, 7, 7, 14, 0]
+    assert store.db.execute("PRAGMA cache_size").fetchone()[0] == cache
+    remaining = set(ids(store.list_commands(limit=100)))
+    assert remaining == {*(f"open-{n}" for n in range(10)), "new"}
+
+
 def test_reopen_keeps_data(db_path: Path) -> None:
     db_path.parent.mkdir(parents=True)
     record = finished("keep", CommandStatus.COMPLETED, params={"a": 1})
@@ -515,3 +550,45 @@ def test_failed_checkpoint_is_skipped(
     store._db = real
     store.update(finished("c1", CommandStatus.COMPLETED))
     assert store.get("c1") == finished("c1", CommandStatus.COMPLETED)
+
+
+async def test_insert_during_a_purge_waits_for_one_batch_only(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new command's insert issued while a large history is purged is stored between two
+    batches, long before the purge ends."""
+    monkeypatch.setattr(store_module, "PURGE_BATCH", 100)
+    db_path.parent.mkdir(parents=True)
+    sync_store = CommandStore(db_path)
+    sync_store.open()
+    rows = [
+        record_row(
+            finished(f"c{n:05}", CommandStatus.COMPLETED, created_at=T0 + timedelta(seconds=n))
+        )
+        for n in range(5000)
+    ]
+    with sync_store.db:
+        sync_store.db.executemany(store_module._INSERT, rows)
+    store = AsyncCommandStore(sync_store)
+    batches: list[int] = []
+    real_batch = sync_store.purge_batch
+
+    def counted(cutoff: datetime, size: int | None = None) -> tuple[int, bool]:
+        batches.append(1)
+        return real_batch(cutoff, size)
+
+    sync_store.purge_batch = counted  # type: ignore[method-assign]
+    try:
+        purge = asyncio.create_task(store.purge(T0 + timedelta(days=1)))
+        await asyncio.sleep(0)
+        await store.insert(make_record("new", created_at=T0 + timedelta(days=2)))
+        await store.update(
+            finished("new", CommandStatus.COMPLETED, created_at=T0 + timedelta(days=2))
+        )
+        assert not purge.done()
+        assert len(batches) < 5
+        assert await purge == 5000
+        assert len(batches) == 51  # 50 full batches and the last, empty one
+        assert ids(await store.list_commands()) == ["new"]
+    finally:
+        await store.close()

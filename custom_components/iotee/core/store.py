@@ -53,6 +53,8 @@ CHECKPOINT_EVERY = 250
 WAL_AUTOCHECKPOINT_PAGES = 10000
 """SQLite's automatic checkpoint, kept as a bound on the WAL (about 40 MB) when only inserts
 happen; ``CHECKPOINT_EVERY`` normally checkpoints long before."""
+PURGE_BATCH = 20000
+"""Records deleted per transaction by a purge; other work runs between batches."""
 PURGE_CACHE_KIB = 65536
 """SQLite page cache (KiB) while purging; the connection's own size is restored afterwards."""
 
@@ -295,6 +297,8 @@ class CommandStore:
         self._db: sqlite3.Connection | None = None
         self._commits = 0
         """Commits since the last checkpoint."""
+        self._purge_pragmas: tuple[int, int] | None = None
+        """The connection's cache_size and secure_delete while a purge has changed them."""
         self._pending: dict[str, RecordRow] = {}
         self._pending_error: StoreError | None = None
 
@@ -590,13 +594,52 @@ class CommandStore:
         return deleted
 
     def purge(self, cutoff: datetime) -> int:
-        """Delete finished records created before ``cutoff``; return how many.
+        """Delete finished records created before ``cutoff``; return how many (all batches)."""
+        total = 0
+        while True:
+            deleted, done = self.purge_batch(cutoff)
+            total += deleted
+            if done:
+                return total
+
+    def purge_batch(self, cutoff: datetime, size: int | None = None) -> tuple[int, bool]:
+        """Delete the ``size`` oldest finished records created before ``cutoff`` (a few more
+        when timestamps tie); return how many and whether that was the last batch.
 
         Kept updates are written first (``WritesPendingError`` when they cannot be), so a record
-        that finished while the store was failing is judged by its current status.
+        that finished while the store was failing is judged by its current status. Between
+        batches the thread is free for other work: ``AsyncCommandStore.purge`` lets new commands
+        be stored while a large history is purged.
         """
+        size = PURGE_BATCH if size is None else size
         self.flush(self.write_attempts)
         db = self.db
+        if self._purge_pragmas is None:
+            self._purge_pragmas = self._enlarge_for_purge(db)
+        try:
+            boundary = db.execute(
+                "SELECT created_at FROM commands WHERE created_at < ? AND status NOT IN (?, ?, ?)"
+                " ORDER BY created_at LIMIT 1 OFFSET ?",
+                (_ts(cutoff), *OPEN_STATUSES, size - 1),
+            ).fetchone()
+            if boundary is None:
+                where, limit = "created_at < ?", _ts(cutoff)
+            else:
+                where, limit = "created_at <= ?", boundary[0]
+            deleted = self._write(
+                f"DELETE FROM commands WHERE {where} AND status NOT IN (?, ?, ?)",
+                (limit, *OPEN_STATUSES),
+            )
+        except BaseException:
+            self._end_purge(db)
+            raise
+        if boundary is None:
+            self._end_purge(db)
+        return deleted, boundary is None
+
+    @staticmethod
+    def _enlarge_for_purge(db: sqlite3.Connection) -> tuple[int, int]:
+        """Set the purge's pragmas; return the connection's own to restore afterwards."""
         cache = int(db.execute("PRAGMA cache_size").fetchone()[0])
         secure_delete = int(db.execute("PRAGMA secure_delete").fetchone()[0])
         # Deleting many rows visits the primary-key index (random command ids) all over, which
@@ -607,15 +650,16 @@ class CommandStore:
         db.execute(f"PRAGMA cache_size=-{PURGE_CACHE_KIB:d}")
         if secure_delete == 1:
             db.execute("PRAGMA secure_delete=FAST")
-        try:
-            return self._write(
-                "DELETE FROM commands WHERE created_at < ? AND status NOT IN (?, ?, ?)",
-                (_ts(cutoff), *OPEN_STATUSES),
-            )
-        finally:
-            db.execute(f"PRAGMA cache_size={cache:d}")
-            if secure_delete == 1:
-                db.execute("PRAGMA secure_delete=1")
+        return cache, secure_delete
+
+    def _end_purge(self, db: sqlite3.Connection) -> None:
+        if self._purge_pragmas is None:
+            return
+        cache, secure_delete = self._purge_pragmas
+        self._purge_pragmas = None
+        db.execute(f"PRAGMA cache_size={cache:d}")
+        if secure_delete == 1:
+            db.execute("PRAGMA secure_delete=1")
 
     def count(self) -> int:
         """Return how many records are stored."""
@@ -743,8 +787,15 @@ class AsyncCommandStore:
         return await self._run(self.store.delete, command_id)
 
     async def purge(self, cutoff: datetime) -> int:
-        """Delete finished records created before ``cutoff``."""
-        return await self._run(self.store.purge, cutoff)
+        """Delete finished records created before ``cutoff``, a batch per turn of the worker
+        thread, so that calls made meanwhile (a new command's insert) wait for one batch at most,
+        not for the whole purge."""
+        total = 0
+        while True:
+            deleted, done = await self._run(self.store.purge_batch, cutoff)
+            total += deleted
+            if done:
+                return total
 
     async def count(self) -> int:
         """Return how many records are stored."""
