@@ -312,9 +312,9 @@ def test_purge_in_batches(store: CommandStore) -> None:
         store.insert(
             finished(f"old-{n:02}", CommandStatus.COMPLETED, created_at=T0 + timedelta(seconds=n))
         )
-    for n in range(10):  # 10 open ones among them, older still
+    for n in range(10):  # 10 open ones, newer
         store.insert(
-            finished(f"open-{n}", CommandStatus.PUBLISHED, created_at=T0 - timedelta(hours=1))
+            finished(f"open-{n}", CommandStatus.PUBLISHED, created_at=T0 + timedelta(hours=2))
         )
     for n in range(12):  # 12 finished at the very same instant
         store.insert(
@@ -329,11 +329,18 @@ def test_purge_in_batches(store: CommandStore) -> None:
         if done:
             break
         assert store.db.execute("PRAGMA cache_size").fetchone()[0] != cache  # enlarged meanwhile
-    # 4 x 7 of the 30; then the 7th oldest is a tie, so the 2 left go with all 12 ties; then none.
+    # 4 x 7 of the 30; then the 7th oldest is a tie, so the 2 left go with all 12 ties; then the
+    # 7th oldest is open and nothing finished is left up to it: the rest in one go (none).
     assert batches == [7, 7, 7, 7, 14, 0]
     assert store.db.execute("PRAGMA cache_size").fetchone()[0] == cache
     remaining = set(ids(store.list_commands(limit=100)))
     assert remaining == {*(f"open-{n}" for n in range(10)), "new"}
+
+    # More open records than a batch before the finished ones: no batch could make progress
+    # (the 7th oldest is open), so one does all.
+    for n in range(5):
+        store.insert(finished(f"x-{n}", CommandStatus.FAILED, created_at=T0 + timedelta(hours=3)))
+    assert store.purge_batch(cutoff, size=7) == (5, True)
 
 
 def test_reopen_keeps_data(db_path: Path) -> None:
