@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 import sqlite3
 import threading
+from typing import Any
 
 import pytest
 
@@ -304,8 +305,9 @@ def test_purge(store: CommandStore) -> None:
 
 
 def test_purge_in_batches(store: CommandStore) -> None:
-    """Batches delete the oldest finished records first, skip open ones, never stall on equal
-    timestamps, and end with the same result as one purge; the pragmas come back."""
+    """Chunks delete the oldest finished records first, skip open ones, never stall on equal
+    timestamps, and end with the same result as one purge; the pragmas come back. (``pause``
+    always true: a commit after every chunk.)"""
     cache = store.db.execute("PRAGMA cache_size").fetchone()[0]
     cutoff = T0 + timedelta(days=1)
     for n in range(30):  # 30 finished, one second apart
@@ -324,7 +326,7 @@ def test_purge_in_batches(store: CommandStore) -> None:
 
     batches = []
     while True:
-        deleted, done = store.purge_batch(cutoff, size=7)
+        deleted, done = store.purge_batch(cutoff, size=7, pause=lambda: True)
         batches.append(deleted)
         if done:
             break
@@ -340,7 +342,7 @@ def test_purge_in_batches(store: CommandStore) -> None:
     # (the 7th oldest is open), so one does all.
     for n in range(5):
         store.insert(finished(f"x-{n}", CommandStatus.FAILED, created_at=T0 + timedelta(hours=3)))
-    assert store.purge_batch(cutoff, size=7) == (5, True)
+    assert store.purge_batch(cutoff, size=7, pause=lambda: True) == (5, True)
 
 
 def test_reopen_keeps_data(db_path: Path) -> None:
@@ -559,43 +561,61 @@ def test_failed_checkpoint_is_skipped(
     assert store.get("c1") == finished("c1", CommandStatus.COMPLETED)
 
 
-async def test_insert_during_a_purge_waits_for_one_batch_only(
+async def test_insert_during_a_purge_waits_for_one_chunk_only(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A new command's insert issued while a large history is purged is stored between two
-    batches, long before the purge ends."""
+    """Alone, a purge is one transaction; a new command's insert issued while a large history is
+    purged makes it commit after the current chunk, is stored, and the purge goes on."""
     monkeypatch.setattr(store_module, "PURGE_BATCH", 100)
     db_path.parent.mkdir(parents=True)
     sync_store = CommandStore(db_path)
     sync_store.open()
-    rows = [
-        record_row(
-            finished(f"c{n:05}", CommandStatus.COMPLETED, created_at=T0 + timedelta(seconds=n))
-        )
-        for n in range(5000)
-    ]
-    with sync_store.db:
-        sync_store.db.executemany(store_module._INSERT, rows)
+
+    def fill(first: int) -> None:
+        rows = [
+            record_row(
+                finished(f"c{n:05}", CommandStatus.COMPLETED, created_at=T0 + timedelta(seconds=n))
+            )
+            for n in range(first, first + 5000)
+        ]
+        with sync_store.db:
+            sync_store.db.executemany(store_module._INSERT, rows)
+
+    fill(0)
     store = AsyncCommandStore(sync_store)
-    batches: list[int] = []
+    calls: list[int] = []
     real_batch = sync_store.purge_batch
 
-    def counted(cutoff: datetime, size: int | None = None) -> tuple[int, bool]:
-        batches.append(1)
-        return real_batch(cutoff, size)
+    gate = threading.Event()
+    gate.set()
+
+    def counted(*args: Any) -> tuple[int, bool]:
+        assert gate.wait(5)  # the purge starts once the test let it
+        result = real_batch(*args)
+        calls.append(result[0])
+        return result
 
     sync_store.purge_batch = counted  # type: ignore[method-assign]
+    cutoff = T0 + timedelta(days=1)
     try:
-        purge = asyncio.create_task(store.purge(T0 + timedelta(days=1)))
-        await asyncio.sleep(0)
-        await store.insert(make_record("new", created_at=T0 + timedelta(days=2)))
-        await store.update(
-            finished("new", CommandStatus.COMPLETED, created_at=T0 + timedelta(days=2))
-        )
+        assert await store.purge(cutoff) == 5000
+        assert calls == [5000]  # nothing waited: one transaction
+
+        fill(5000)
+        calls.clear()
+        gate.clear()
+        purge = asyncio.create_task(store.purge(cutoff))
+        await asyncio.sleep(0)  # the purge is handed to the worker thread (held at the gate)
+        new = finished("new", CommandStatus.COMPLETED, created_at=T0 + timedelta(days=2))
+        insert = asyncio.create_task(store.insert(new))
+        await asyncio.sleep(0)  # the insert is handed over too, behind the purge
+        gate.set()
+        await insert
         assert not purge.done()
-        assert len(batches) < 5
         assert await purge == 5000
-        assert len(batches) == 51  # 50 full batches and the last, empty one
-        assert ids(await store.list_commands()) == ["new"]
+        assert len(calls) >= 2
+        assert calls[0] == 100  # one chunk, committed, then the insert went in
+        assert await store.get("new") == new
+        assert sync_store._purge_pragmas is None
     finally:
         await store.close()

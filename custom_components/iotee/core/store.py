@@ -53,10 +53,8 @@ CHECKPOINT_EVERY = 250
 WAL_AUTOCHECKPOINT_PAGES = 10000
 """SQLite's automatic checkpoint, kept as a bound on the WAL (about 40 MB) when only inserts
 happen; ``CHECKPOINT_EVERY`` normally checkpoints long before."""
-PURGE_BATCH = 50000
-"""Records deleted per transaction by a purge; other work runs between batches. Each batch
-rewrites most of the primary-key index (command ids are random), so batches cost: 50,000 keeps
-purging 1,000,000 records within ~1.3x of one transaction, each batch taking ~0.2 s."""
+PURGE_BATCH = 20000
+"""Records a purge deletes between two looks at whether other work waits for the store."""
 PURGE_CACHE_KIB = 65536
 """SQLite page cache (KiB) while purging; the connection's own size is restored afterwards."""
 
@@ -596,22 +594,25 @@ class CommandStore:
         return deleted
 
     def purge(self, cutoff: datetime) -> int:
-        """Delete finished records created before ``cutoff``; return how many (all batches)."""
-        total = 0
-        while True:
-            deleted, done = self.purge_batch(cutoff)
-            total += deleted
-            if done:
-                return total
+        """Delete finished records created before ``cutoff``, in one transaction; return how
+        many."""
+        return self.purge_batch(cutoff)[0]
 
-    def purge_batch(self, cutoff: datetime, size: int | None = None) -> tuple[int, bool]:
-        """Delete the ``size`` oldest finished records created before ``cutoff`` (a few more
-        when timestamps tie); return how many and whether that was the last batch.
+    def purge_batch(
+        self,
+        cutoff: datetime,
+        size: int | None = None,
+        pause: Callable[[], bool] | None = None,
+    ) -> tuple[int, bool]:
+        """Delete finished records created before ``cutoff``, oldest first, ``size`` at a time
+        (a few more when timestamps tie), in one transaction; stop early, after a chunk, when
+        ``pause()`` says other work is waiting. Return how many and whether that was all.
 
         Kept updates are written first (``WritesPendingError`` when they cannot be), so a record
-        that finished while the store was failing is judged by its current status. Between
-        batches the thread is free for other work: ``AsyncCommandStore.purge`` lets new commands
-        be stored while a large history is purged.
+        that finished while the store was failing is judged by its current status. With nothing
+        else to do the whole purge is one transaction (no cost for the chunks: their pages stay
+        in the cache until the commit); ``AsyncCommandStore.purge`` passes a ``pause`` so that a
+        new command's insert waits for one chunk and a commit, not for the whole purge.
         """
         size = PURGE_BATCH if size is None else size
         self.flush(self.write_attempts)
@@ -619,32 +620,45 @@ class CommandStore:
         if self._purge_pragmas is None:
             self._purge_pragmas = self._enlarge_for_purge(db)
         try:
-            # The batch ends at the size-th oldest record (open or not: read from the
-            # created_at index alone); ties with it go too, so every batch makes progress.
-            boundary = db.execute(
-                "SELECT created_at FROM commands WHERE created_at < ?"
-                " ORDER BY created_at LIMIT 1 OFFSET ?",
-                (_ts(cutoff), size - 1),
-            ).fetchone()
-            deleted = 0
-            if boundary is not None:
-                deleted = self._write(
-                    "DELETE FROM commands WHERE created_at <= ? AND status NOT IN (?, ?, ?)",
-                    (boundary[0], *OPEN_STATUSES),
-                )
-                if not deleted:  # only open records up to there (thousands?): finish in one go
-                    boundary = None
-            if boundary is None:
-                deleted += self._write(
-                    "DELETE FROM commands WHERE created_at < ? AND status NOT IN (?, ?, ?)",
-                    (_ts(cutoff), *OPEN_STATUSES),
-                )
+            deleted, done = self._transaction(
+                lambda db: self._purge_chunks(db, _ts(cutoff), size, pause), self.write_attempts
+            )
         except BaseException:
             self._end_purge(db)
             raise
-        if boundary is None:
+        if done:
             self._end_purge(db)
-        return deleted, boundary is None
+        return deleted, done
+
+    @staticmethod
+    def _purge_chunks(
+        db: sqlite3.Connection, cutoff: Any, size: int, pause: Callable[[], bool] | None
+    ) -> tuple[int, bool]:
+        deleted = 0
+        while True:
+            # A chunk ends at the size-th oldest record (open or not: read from the created_at
+            # index alone); ties with it go too, so every chunk makes progress.
+            boundary = db.execute(
+                "SELECT created_at FROM commands WHERE created_at < ?"
+                " ORDER BY created_at LIMIT 1 OFFSET ?",
+                (cutoff, size - 1),
+            ).fetchone()
+            if boundary is not None:
+                chunk = db.execute(
+                    "DELETE FROM commands WHERE created_at <= ? AND status NOT IN (?, ?, ?)",
+                    (boundary[0], *OPEN_STATUSES),
+                ).rowcount
+                deleted += chunk
+                if chunk:
+                    if pause is not None and pause():
+                        return deleted, False
+                    continue
+                # Only open records up to there: no chunk can progress, finish in one go.
+            deleted += db.execute(
+                "DELETE FROM commands WHERE created_at < ? AND status NOT IN (?, ?, ?)",
+                (cutoff, *OPEN_STATUSES),
+            ).rowcount
+            return deleted, True
 
     @staticmethod
     def _enlarge_for_purge(db: sqlite3.Connection) -> tuple[int, int]:
@@ -717,11 +731,16 @@ class AsyncCommandStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iotee_store")
         self._deferred: list[tuple[RecordRow, asyncio.Future[None]]] = []
         """Updates taken but not yet handed to the worker thread (see ``update``)."""
+        self._submitted = 0
+        """Calls handed to the worker thread (counted on the event loop)."""
+        self._started = 0
+        """Calls the worker thread has started (counted on it)."""
 
     async def _run[T](self, func: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         self._submit_deferred()
-        return await loop.run_in_executor(self._executor, func, *args)
+        self._submitted += 1
+        return await loop.run_in_executor(self._executor, self._started_call, func, *args)
 
     def _submit_deferred(self) -> None:
         """Hand the deferred updates to the worker thread, in order, ahead of any later call."""
@@ -730,7 +749,10 @@ class AsyncCommandStore:
         loop = asyncio.get_running_loop()
         deferred, self._deferred = self._deferred, []
         for row, future in deferred:
-            written = loop.run_in_executor(self._executor, self.store.update_row, row)
+            self._submitted += 1
+            written = loop.run_in_executor(
+                self._executor, self._started_call, self.store.update_row, row
+            )
             written.add_done_callback(functools.partial(_settle, future))
 
     @property
@@ -796,15 +818,29 @@ class AsyncCommandStore:
         return await self._run(self.store.delete, command_id)
 
     async def purge(self, cutoff: datetime) -> int:
-        """Delete finished records created before ``cutoff``, a batch per turn of the worker
-        thread, so that calls made meanwhile (a new command's insert) wait for one batch at most,
-        not for the whole purge."""
+        """Delete finished records created before ``cutoff``: in one go when nothing else is
+        asked of the store meanwhile; otherwise committing and letting that work run first
+        (a new command's insert waits for one chunk, not for the whole purge)."""
         total = 0
         while True:
-            deleted, done = await self._run(self.store.purge_batch, cutoff)
+            deleted, done = await self._run(
+                self.store.purge_batch, cutoff, None, self._others_waiting
+            )
             total += deleted
             if done:
                 return total
+
+    def _others_waiting(self) -> bool:
+        """Return True when calls were handed to the worker thread that it has not started.
+
+        Each counter is written by one thread only (submitted: the event loop; started: the
+        worker), so neither loses a count.
+        """
+        return self._submitted > self._started
+
+    def _started_call[T](self, func: Callable[..., T], *args: Any) -> T:
+        self._started += 1
+        return func(*args)
 
     async def count(self) -> int:
         """Return how many records are stored."""
