@@ -26,6 +26,8 @@ def check_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
         return {}
     if not isinstance(params, Mapping):
         raise InvalidParamsError("params must be an object")
+    if not params:
+        return {}
     pending: list[tuple[Any, int]] = [(params, 1)]
     while pending:
         value, depth = pending.pop()
