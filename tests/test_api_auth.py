@@ -23,7 +23,6 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.iotee.api import VIEWS, NotFoundView, async_register_api
-from custom_components.iotee.api.keys import SCOPES
 from custom_components.iotee.api.state import BASE_URL, DATA_API
 from custom_components.iotee.core.model import utcnow
 from custom_components.iotee.core.store import StoreError
@@ -348,10 +347,9 @@ async def matrix_headers(hass: HomeAssistant, column: str, access: str) -> dict[
         await keys.async_revoke(created.key.key_id)
         return {"X-API-Key": created.secret}
     if column == "wrong scope":
-        scopes = {"control": ["device:read"], "read": [], "any": []}.get(access, list(SCOPES))
-        return {"X-API-Key": await make_key(hass, scopes=scopes)}
-    _, token = await user_token(hass, GROUP_ID_USER)
-    return {"Authorization": f"Bearer {token}"}
+        kind = {"control": "read key", "read": "scopeless key", "admin": "user key"}
+        return await credentials(hass, kind.get(access, "scopeless key"))
+    return await credentials(hass, "HA user")
 
 
 @pytest.mark.parametrize("column", list(MATRIX))

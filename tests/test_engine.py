@@ -409,41 +409,45 @@ async def test_expired_late_window_is_forgotten_on_quiet_topics(
 # The gate is closed by hand here (as a reconnect closes it) to reach each way out of the wait.
 
 
-async def close_gate(engine: CommandEngine) -> None:
-    """Close the engine's subscription gate, once its own start opened it."""
-    await wait_for(engine._subscribed.is_set)
+@pytest.fixture
+async def gated(hass: HomeAssistant, hub: MockConfigEntry, peer: PahoPeer) -> CommandEngine:
+    """The hub's engine, the peer listening to the lock's commands, the gate closed."""
+    engine = engine_of(hub)
+    await peer_call(hass, peer.subscribe, f"iotee/dev/{LOCK_ID}/rls")
+    await wait_for(engine._subscribed.is_set)  # opened by the engine's own start first
     engine._subscribed.clear()
+    return engine
+
+
+async def held(hass: HomeAssistant, engine: CommandEngine, command: str) -> asyncio.Task[Any]:
+    """Submit ``command`` to the lock in a task; return the task while the gate holds it."""
+    task = hass.async_create_task(engine.async_submit(LOCK_ID, command, source="test"))
+    await asyncio.sleep(0.1)  # not settle: it would wait for the held task
+    assert not task.done()
+    return task
 
 
 async def test_held_command_is_published_after_half_its_time(
-    hass: HomeAssistant, hub: MockConfigEntry, peer: PahoPeer
+    hass: HomeAssistant, gated: CommandEngine, peer: PahoPeer
 ) -> None:
     """Subscriptions never acknowledged: the command goes out anyway, half its time left."""
-    engine = engine_of(hub)
-    await peer_call(hass, peer.subscribe, f"iotee/dev/{LOCK_ID}/rls")
-    await close_gate(engine)
-    record = await engine.async_submit(LOCK_ID, "lock", source="test")
+    record = await gated.async_submit(LOCK_ID, "lock", source="test")
     assert record.status is CommandStatus.PUBLISHED
     published = record.transitions[-1].at
     assert (published - record.created_at).total_seconds() == pytest.approx(1.0, abs=0.2)
     assert (await peer_call(hass, peer.expect, f"iotee/dev/{LOCK_ID}/rls")).payload == "1"
     # The gate stays open until the next reconnect: the next command is not held.
-    record = await engine.async_submit(LOCK_ID, "unlock", source="test")
+    record = await gated.async_submit(LOCK_ID, "unlock", source="test")
     assert (record.transitions[-1].at - record.created_at).total_seconds() < 0.2
 
 
 async def test_held_command_superseded_is_never_published(
-    hass: HomeAssistant, hub: MockConfigEntry, peer: PahoPeer
+    hass: HomeAssistant, gated: CommandEngine, peer: PahoPeer
 ) -> None:
     """A newer command to the same lock while both wait: only the newer one goes out."""
-    engine = engine_of(hub)
-    await peer_call(hass, peer.subscribe, f"iotee/dev/{LOCK_ID}/rls")
-    await close_gate(engine)
-    first = hass.async_create_task(engine.async_submit(LOCK_ID, "lock", source="test"))
-    await asyncio.sleep(0.1)  # not settle: it would wait for the held task
-    second = hass.async_create_task(engine.async_submit(LOCK_ID, "unlock", source="test"))
-    await asyncio.sleep(0.1)  # not settle: it would wait for the held task
-    engine._subscribed.set()
+    first = await held(hass, gated, "lock")
+    second = await held(hass, gated, "unlock")
+    gated._subscribed.set()
     assert (await first).error_code == "superseded"
     assert (await second).status is CommandStatus.PUBLISHED
     assert (await peer_call(hass, peer.expect, f"iotee/dev/{LOCK_ID}/rls")).payload == "0"
@@ -452,16 +456,12 @@ async def test_held_command_superseded_is_never_published(
 
 
 async def test_held_command_fails_when_the_connection_drops_meanwhile(
-    hass: HomeAssistant, hub: MockConfigEntry, peer: PahoPeer
+    hass: HomeAssistant, gated: CommandEngine, peer: PahoPeer
 ) -> None:
     """Disconnected again while waiting: failed/publish_failed, nothing sent."""
-    engine = engine_of(hub)
-    await peer_call(hass, peer.subscribe, f"iotee/dev/{LOCK_ID}/rls")
-    await close_gate(engine)
-    task = hass.async_create_task(engine.async_submit(LOCK_ID, "lock", source="test"))
-    await asyncio.sleep(0.1)  # not settle: it would wait for the held task
+    task = await held(hass, gated, "lock")
     with patch("custom_components.iotee.engine.mqtt.is_connected", return_value=False):
-        engine._subscribed.set()
+        gated._subscribed.set()
         record = await task
     assert (record.status, record.error_code) == (CommandStatus.FAILED, "publish_failed")
     await settle(hass, 0.2)
