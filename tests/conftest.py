@@ -49,14 +49,24 @@ async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02
 
 @pytest.fixture
 async def mqtt_entry(
-    hass: HomeAssistant, mock_hass_config: None, mosquitto: Mosquitto
+    hass: HomeAssistant,
+    mock_hass_config: None,
+    mosquitto: Mosquitto,
+    request: pytest.FixtureRequest,
 ) -> AsyncGenerator[MockConfigEntry]:
-    """Set up HA's real MQTT integration against the real broker and wait until connected."""
+    """Set up HA's real MQTT integration against the real broker and wait until connected.
+
+    No birth message, unless a test parametrizes this fixture (indirectly) with
+    ``"default birth"``: then HA's default one, as a fresh install has it.
+    """
+    options = (
+        {} if getattr(request, "param", None) == "default birth" else {mqtt.CONF_BIRTH_MESSAGE: {}}
+    )
     entry = MockConfigEntry(
         domain=mqtt.DOMAIN,
         title="MQTT",
         data={mqtt.CONF_BROKER: mosquitto.host, mqtt.CONF_PORT: mosquitto.port},
-        options={mqtt.CONF_BIRTH_MESSAGE: {}},
+        options=options,
         version=1,
         minor_version=2,
     )

@@ -269,6 +269,7 @@ async def test_broker_killed_mid_traffic_and_restarted(
     assert noticed < 5
 
 
+@pytest.mark.parametrize("mqtt_entry", ["no birth", "default birth"], indirect=True)
 async def test_command_sent_as_the_client_reconnects_is_confirmed(
     hass: HomeAssistant, mqtt_entry: MockConfigEntry, mosquitto: Mosquitto
 ) -> None:
