@@ -304,7 +304,7 @@ def test_purge(store: CommandStore) -> None:
     assert store.purge(cutoff) == 0
 
 
-def test_purge_in_batches(store: CommandStore) -> None:
+def test_purge_in_chunks(store: CommandStore) -> None:
     """Chunks delete the oldest finished records first, skip open ones, never stall on equal
     timestamps, and end with the same result as one purge; the pragmas come back. (``pause``
     always true: a commit after every chunk.)"""
@@ -324,25 +324,25 @@ def test_purge_in_batches(store: CommandStore) -> None:
         )
     store.insert(finished("new", CommandStatus.COMPLETED, created_at=cutoff))
 
-    batches = []
+    chunks = []
     while True:
-        deleted, done = store.purge_batch(cutoff, size=7, pause=lambda: True)
-        batches.append(deleted)
+        deleted, done = store.purge_some(cutoff, chunk=7, pause=lambda: True)
+        chunks.append(deleted)
         if done:
             break
         assert store.db.execute("PRAGMA cache_size").fetchone()[0] != cache  # enlarged meanwhile
     # 4 x 7 of the 30; then the 7th oldest is a tie, so the 2 left go with all 12 ties; then the
     # 7th oldest is open and nothing finished is left up to it: the rest in one go (none).
-    assert batches == [7, 7, 7, 7, 14, 0]
+    assert chunks == [7, 7, 7, 7, 14, 0]
     assert store.db.execute("PRAGMA cache_size").fetchone()[0] == cache
     remaining = set(ids(store.list_commands(limit=100)))
     assert remaining == {*(f"open-{n}" for n in range(10)), "new"}
 
-    # More open records than a batch before the finished ones: no batch could make progress
+    # More open records than a chunk before the finished ones: no chunk could make progress
     # (the 7th oldest is open), so one does all.
     for n in range(5):
         store.insert(finished(f"x-{n}", CommandStatus.FAILED, created_at=T0 + timedelta(hours=3)))
-    assert store.purge_batch(cutoff, size=7, pause=lambda: True) == (5, True)
+    assert store.purge_some(cutoff, chunk=7, pause=lambda: True) == (5, True)
 
 
 def test_reopen_keeps_data(db_path: Path) -> None:
@@ -566,7 +566,7 @@ async def test_insert_during_a_purge_waits_for_one_chunk_only(
 ) -> None:
     """Alone, a purge is one transaction; a new command's insert issued while a large history is
     purged makes it commit after the current chunk, is stored, and the purge goes on."""
-    monkeypatch.setattr(store_module, "PURGE_BATCH", 100)
+    monkeypatch.setattr(store_module, "PURGE_CHUNK", 100)
     db_path.parent.mkdir(parents=True)
     sync_store = CommandStore(db_path)
     sync_store.open()
@@ -584,18 +584,18 @@ async def test_insert_during_a_purge_waits_for_one_chunk_only(
     fill(0)
     store = AsyncCommandStore(sync_store)
     calls: list[int] = []
-    real_batch = sync_store.purge_batch
+    real_purge = sync_store.purge_some
 
     gate = threading.Event()
     gate.set()
 
     def counted(*args: Any) -> tuple[int, bool]:
         assert gate.wait(5)  # the purge starts once the test let it
-        result = real_batch(*args)
+        result = real_purge(*args)
         calls.append(result[0])
         return result
 
-    sync_store.purge_batch = counted  # type: ignore[method-assign]
+    sync_store.purge_some = counted  # type: ignore[method-assign]
     cutoff = T0 + timedelta(days=1)
     try:
         assert await store.purge(cutoff) == 5000

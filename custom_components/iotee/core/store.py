@@ -53,7 +53,7 @@ CHECKPOINT_EVERY = 250
 WAL_AUTOCHECKPOINT_PAGES = 10000
 """SQLite's automatic checkpoint, kept as a bound on the WAL (about 40 MB) when only inserts
 happen; ``CHECKPOINT_EVERY`` normally checkpoints long before."""
-PURGE_BATCH = 20000
+PURGE_CHUNK = 20000
 """Records a purge deletes between two looks at whether other work waits for the store."""
 PURGE_CACHE_KIB = 65536
 """SQLite page cache (KiB) while purging; the connection's own size is restored afterwards."""
@@ -596,15 +596,15 @@ class CommandStore:
     def purge(self, cutoff: datetime) -> int:
         """Delete finished records created before ``cutoff``, in one transaction; return how
         many."""
-        return self.purge_batch(cutoff)[0]
+        return self.purge_some(cutoff)[0]
 
-    def purge_batch(
+    def purge_some(
         self,
         cutoff: datetime,
-        size: int | None = None,
+        chunk: int | None = None,
         pause: Callable[[], bool] | None = None,
     ) -> tuple[int, bool]:
-        """Delete finished records created before ``cutoff``, oldest first, ``size`` at a time
+        """Delete finished records created before ``cutoff``, oldest first, ``chunk`` at a time
         (a few more when timestamps tie), in one transaction; stop early, after a chunk, when
         ``pause()`` says other work is waiting. Return how many and whether that was all.
 
@@ -614,14 +614,14 @@ class CommandStore:
         in the cache until the commit); ``AsyncCommandStore.purge`` passes a ``pause`` so that a
         new command's insert waits for one chunk and a commit, not for the whole purge.
         """
-        size = PURGE_BATCH if size is None else size
+        chunk = PURGE_CHUNK if chunk is None else chunk
         self.flush(self.write_attempts)
         db = self.db
         if self._purge_pragmas is None:
             self._purge_pragmas = self._enlarge_for_purge(db)
         try:
             deleted, done = self._transaction(
-                lambda db: self._purge_chunks(db, _ts(cutoff), size, pause), self.write_attempts
+                lambda db: self._delete_chunks(db, _ts(cutoff), chunk, pause), self.write_attempts
             )
         except BaseException:
             self._end_purge(db)
@@ -631,25 +631,25 @@ class CommandStore:
         return deleted, done
 
     @staticmethod
-    def _purge_chunks(
-        db: sqlite3.Connection, cutoff: Any, size: int, pause: Callable[[], bool] | None
+    def _delete_chunks(
+        db: sqlite3.Connection, cutoff: Any, chunk: int, pause: Callable[[], bool] | None
     ) -> tuple[int, bool]:
         deleted = 0
         while True:
-            # A chunk ends at the size-th oldest record (open or not: read from the created_at
+            # A chunk ends at the chunk-th oldest record (open or not: read from the created_at
             # index alone); ties with it go too, so every chunk makes progress.
             boundary = db.execute(
                 "SELECT created_at FROM commands WHERE created_at < ?"
                 " ORDER BY created_at LIMIT 1 OFFSET ?",
-                (cutoff, size - 1),
+                (cutoff, chunk - 1),
             ).fetchone()
             if boundary is not None:
-                chunk = db.execute(
+                gone = db.execute(
                     "DELETE FROM commands WHERE created_at <= ? AND status NOT IN (?, ?, ?)",
                     (boundary[0], *OPEN_STATUSES),
                 ).rowcount
-                deleted += chunk
-                if chunk:
+                deleted += gone
+                if gone:
                     if pause is not None and pause():
                         return deleted, False
                     continue
@@ -824,7 +824,7 @@ class AsyncCommandStore:
         total = 0
         while True:
             deleted, done = await self._run(
-                self.store.purge_batch, cutoff, None, self._others_waiting
+                self.store.purge_some, cutoff, None, self._others_waiting
             )
             total += deleted
             if done:
