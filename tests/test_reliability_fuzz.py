@@ -4,7 +4,8 @@ Every operation of the document is driven with schemathesis' positive cases (val
 and negative cases (each breaking the schema somewhere: path, query, headers or body). Credentials
 are an admin key, a read-only key or the case's own generated (mostly invalid) headers; some cases
 carry real device ids, command ids and commands so that requests get past the lookups. The hub
-runs on the real broker with a WLTE device answering. Each response must:
+runs on the real broker with a WLTE device answering (the WLTE API waits for it up to 0.5 s).
+Each response must:
 
 * never be a 5xx;
 * if IoTee answered it (``X-Request-Id``): be documented for its operation and status, in the
@@ -45,9 +46,7 @@ from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi import checks as openapi_checks
 
 from custom_components.iotee.api.state import BASE_URL, DATA_API
-from custom_components.iotee.const import (
-    STORE_FILENAME,
-)
+from custom_components.iotee.const import CONF_SYNC_WAIT, STORE_FILENAME
 
 from .api_openapi import SPEC, RelayDevice, check_response
 from .broker import Mosquitto
@@ -102,8 +101,8 @@ class FuzzReport:
 async def hub(
     hass: HomeAssistant, mqtt_entry: MockConfigEntry, mosquitto: Mosquitto
 ) -> AsyncGenerator[MockConfigEntry]:
-    """The hub on the real broker (no synchronous wait), with the WLTE device answering."""
-    entry = await setup_api_hub(hass)
+    """The hub on the real broker, the WLTE device answering (the API waits up to 0.5 s)."""
+    entry = await setup_api_hub(hass, **{CONF_SYNC_WAIT: 0.5})
     device = await hass.async_add_executor_job(RelayDevice(mosquitto).start)
     yield entry
     await hass.async_add_executor_job(device.close)
