@@ -31,6 +31,7 @@ from custom_components.iotee.const import (
 from custom_components.iotee.core.idempotency import body_hash, scope_of
 from custom_components.iotee.core.model import utcnow
 from custom_components.iotee.core.store import IdempotencyEntry
+from custom_components.iotee.engine import CommandEngine
 
 from .api_openapi import RelayDevice, checked
 from .broker import Mosquitto, PahoPeer
@@ -114,6 +115,15 @@ async def result(client: TestClient, token: str, command_id: str, device: str = 
 async def peer_call(hass: HomeAssistant, func: Any, *args: Any) -> Any:
     """Run a blocking paho call off the event loop."""
     return await hass.async_add_executor_job(func, *args)
+
+
+async def announce(
+    hass: HomeAssistant, peer: PahoPeer, engine: CommandEngine, *, online: bool
+) -> None:
+    """Publish the WLTE controller's retained availability; wait until the engine has it."""
+    payload = "online" if online else "offline"
+    await peer_call(hass, peer.publish, f"wlte/{WLTE_ID}/status", payload, True)
+    await wait_for(lambda: engine.states[WLTE_ID].online is online)
 
 
 # ---- execution and statuses ---------------------------------------------------------------------
@@ -604,15 +614,13 @@ async def test_offline_device_is_422_and_key_reusable(
 ) -> None:
     """A device that said offline: 422 DEVICE_OFFLINE, no record; the key works once online."""
     engine = engine_of(hub)
-    await peer_call(hass, peer.publish, f"wlte/{WLTE_ID}/status", "offline", True)
-    await wait_for(lambda: engine.states[WLTE_ID].online is False)
+    await announce(hass, peer, engine, online=False)
     key = str(uuid.uuid4())
     status, body = await execute(client, token, "ON", 1, key)
     assert (status, body["code"]) == (422, "DEVICE_OFFLINE")
     assert await engine.async_list(WLTE_ID) == []
 
-    await peer_call(hass, peer.publish, f"wlte/{WLTE_ID}/status", "online", True)
-    await wait_for(lambda: engine.states[WLTE_ID].online is True)
+    await announce(hass, peer, engine, online=True)
     status, body = await execute(client, token, "ON", 1, key)
     assert (status, body["data"]["status"]) == (202, "SUCCESS")
 
@@ -627,8 +635,7 @@ async def test_parallel_duplicates_refused_before_acceptance(
 ) -> None:
     """Concurrent duplicates of a refused request are each refused; nothing is recorded."""
     engine = engine_of(hub)
-    await peer_call(hass, peer.publish, f"wlte/{WLTE_ID}/status", "offline", True)
-    await wait_for(lambda: engine.states[WLTE_ID].online is False)
+    await announce(hass, peer, engine, online=False)
     store = hub.runtime_data.store
     lookup = store.idempotency_get
 
