@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant
+
+from .const import DOMAIN
 
 from .core.device_config import DeviceConfig
 from .core.store import AsyncCommandStore
@@ -22,3 +25,12 @@ class IoteeRuntime:
 
 
 type IoteeConfigEntry = ConfigEntry[IoteeRuntime]
+
+
+def loaded_engine(hass: HomeAssistant) -> CommandEngine | None:
+    """Return the engine of the loaded hub, or None while no hub is loaded.
+
+    Every door (REST, actions, websocket, panel) finds the engine through this one function.
+    """
+    entries: list[IoteeConfigEntry] = hass.config_entries.async_loaded_entries(DOMAIN)
+    return entries[0].runtime_data.engine if entries else None
