@@ -106,3 +106,15 @@ async def setup_api_hub(hass: HomeAssistant, **options: Any) -> MockConfigEntry:
     await engine_subscribed(hass, entry)
     assert await async_setup_component(hass, DOMAIN, {})
     return entry
+
+
+async def stop_hub(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """Do to the hub what Home Assistant stopping does: unload it and stop its engine.
+
+    Unloading alone (a reload) leaves the engine tracking the open commands; stopping leaves
+    them open in the store, for the next start to recover.
+    """
+    from custom_components.iotee.keeper import async_stop_engine
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await async_stop_engine(hass)

@@ -18,7 +18,16 @@ from custom_components.iotee.engine import CommandEngine
 
 from .broker import Mosquitto, PahoPeer
 from .conftest import wait_for
-from .helpers import LOCK_ID, TASMOTA_ID, WLTE_ID, engine_of, engine_subscribed, settle, setup_hub
+from .helpers import (
+    LOCK_ID,
+    TASMOTA_ID,
+    WLTE_ID,
+    engine_of,
+    engine_subscribed,
+    settle,
+    setup_hub,
+    stop_hub,
+)
 
 
 @pytest.fixture
@@ -314,7 +323,7 @@ async def test_restart_after_deadline_times_out(
     engine = engine_of(entry)
     record = await engine.async_submit(LOCK_ID, "lock", source="test")
     await settle(hass)
-    assert await hass.config_entries.async_unload(entry.entry_id)
+    await stop_hub(hass, entry)
     await settle(hass, 0.5)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()

@@ -38,7 +38,16 @@ from simulator import Behaviour, SimulatedDevice
 from .broker import Mosquitto, PahoPeer
 from .conftest import wait_for
 from .core.test_store_faults import DISK_FULL, FaultyConnection
-from .helpers import LOCK_ID, TASMOTA_ID, WLTE_ID, engine_of, engine_subscribed, settle, setup_hub
+from .helpers import (
+    LOCK_ID,
+    TASMOTA_ID,
+    WLTE_ID,
+    engine_of,
+    engine_subscribed,
+    settle,
+    setup_hub,
+    stop_hub,
+)
 
 ISSUE_CORRUPT = "store_corrupt"
 ISSUE_WRITE = "store_write_failed"
@@ -442,7 +451,7 @@ async def test_restart_recovers_open_commands_with_their_deadlines(
     )
     await entry.runtime_data.store.insert(never_sent)  # stored, then HA stopped
     await settle(hass)
-    assert await hass.config_entries.async_unload(entry.entry_id)
+    await stop_hub(hass, entry)
     stopped_at = utcnow()
 
     # HA is down until the first deadline has passed.

@@ -7,13 +7,12 @@ import logging
 from typing import Any
 
 from homeassistant.components import mqtt
-from homeassistant.config_entries import SOURCE_INTEGRATION_DISCOVERY, ConfigSubentry
+from homeassistant.config_entries import SOURCE_INTEGRATION_DISCOVERY
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import (
     config_validation as cv,
-    device_registry as dr,
     discovery_flow,
     issue_registry as ir,
 )
@@ -25,20 +24,17 @@ from .const import (
     CONF_COMMAND_TIMEOUT,
     CONF_DEVICE_TYPE,
     CONF_HARDWARE_ID,
-    CONF_MQTT_TOPIC,
-    CONF_RELAY_LOCKS,
-    CONF_RELAYS,
     CONF_RETENTION_DAYS,
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_RETENTION_DAYS,
     DOMAIN,
     STORE_FILENAME,
-    SUBENTRY_DEVICE,
 )
-from .core.device_config import DeviceConfig
-from .core.device_types import DEVICE_TYPES, DeviceType
+from .core.device_types import DeviceType
 from .core.store import AsyncCommandStore, CommandStore, StoreError
+from .device_sync import async_sync_devices, device_configs
 from .engine import CommandEngine, DiscoveryListener, EngineSettings
+from .keeper import async_detach_engine, async_stop_engine, keep_engine, kept_engine
 from .runtime import IoteeConfigEntry, IoteeRuntime
 from .services import async_setup_services
 
@@ -57,19 +53,6 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     return True
 
 
-def device_config_from_subentry(subentry: ConfigSubentry) -> DeviceConfig:
-    """Build a DeviceConfig from a device subentry's data."""
-    data = subentry.data
-    return DeviceConfig(
-        hardware_id=data[CONF_HARDWARE_ID],
-        name=subentry.title,
-        device_type=DEVICE_TYPES[data[CONF_DEVICE_TYPE]],
-        relays=int(data.get(CONF_RELAYS, 0)),
-        mqtt_id=data.get(CONF_MQTT_TOPIC, ""),
-        relay_locks=frozenset(int(relay) for relay in data.get(CONF_RELAY_LOCKS, [])),
-    )
-
-
 async def async_setup_entry(hass: HomeAssistant, entry: IoteeConfigEntry) -> bool:
     """Open the store, start the engine for the configured devices and set up platforms."""
     if not await mqtt.async_wait_for_mqtt_client(hass):
@@ -84,6 +67,47 @@ async def async_setup_entry(hass: HomeAssistant, entry: IoteeConfigEntry) -> boo
         raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="mqtt_unavailable")
     ir.async_delete_issue(hass, DOMAIN, ISSUE_MQTT_UNAVAILABLE)
 
+    settings = EngineSettings(command_timeout=_command_timeout(entry))
+    kept = kept_engine(hass)
+    if kept is None:
+        engine, store = await _async_start_engine(hass, entry, settings)
+        keep_engine(hass, engine, store)
+    else:
+        # A reload: the engine went on tracking the open commands; take it over as it is.
+        engine, store = kept.engine, kept.store
+        engine.settings.command_timeout = settings.command_timeout
+    entry.runtime_data = IoteeRuntime(engine=engine, store=store)
+    configured = _subentry_snapshot(entry)
+    await async_sync_devices(hass, entry)
+    async_setup_entry_api(hass, entry)
+    entry.async_on_unload(engine.add_discovery_listener(_discovery_starter(hass)))
+
+    async def _async_purge(*_: object) -> None:
+        retention_days = float(entry.options.get(CONF_RETENTION_DAYS, DEFAULT_RETENTION_DAYS))
+        try:
+            cutoff, deleted = await engine.async_purge(retention_days)
+        except StoreError as err:
+            # The store fault itself is already reported (repair issue); try again tomorrow.
+            _LOGGER.warning("Could not purge old commands: %s", err)
+            return
+        if deleted:
+            _LOGGER.info("Purged %s commands created before %s", deleted, cutoff)
+
+    entry.async_on_unload(async_track_time_interval(hass, _async_purge, timedelta(days=1)))
+    entry.async_create_background_task(hass, _async_purge(), "iotee purge at start")
+    entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    if _subentry_snapshot(entry) != configured:
+        # A device was added or changed while this setup ran (no update listener was
+        # registered yet to see it): apply it now.
+        await async_sync_devices(hass, entry)
+    return True
+
+
+async def _async_start_engine(
+    hass: HomeAssistant, entry: IoteeConfigEntry, settings: EngineSettings
+) -> tuple[CommandEngine, AsyncCommandStore]:
+    """Open the store and start an engine for the configured devices."""
     store = AsyncCommandStore(CommandStore(hass.config.path(STORE_FILENAME)))
     try:
         moved = await store.open()
@@ -109,61 +133,20 @@ async def async_setup_entry(hass: HomeAssistant, entry: IoteeConfigEntry) -> boo
                 "error": moved.reason,
             },
         )
-
-    settings = EngineSettings(
-        command_timeout=float(entry.options.get(CONF_COMMAND_TIMEOUT, DEFAULT_COMMAND_TIMEOUT))
-    )
     engine = CommandEngine(hass, store, settings)
-    devices: dict[str, DeviceConfig] = {}
-    device_registry = dr.async_get(hass)
-    configured = _subentry_snapshot(entry)
-    for subentry in entry.subentries.values():
-        if subentry.subentry_type != SUBENTRY_DEVICE:
-            continue
-        config = device_config_from_subentry(subentry)
+    for config in device_configs(entry).values():
         engine.add_device(config)
-        device = device_registry.async_get_or_create(
-            config_entry_id=entry.entry_id,
-            config_subentry_id=subentry.subentry_id,
-            identifiers={(DOMAIN, config.hardware_id)},
-            name=config.name,
-            manufacturer="IoTee",
-            model=config.device_type.name,
-        )
-        engine.set_device_id(config.hardware_id, device.id)
-        devices[subentry.subentry_id] = engine.devices[config.hardware_id]
-
     try:
         await engine.async_start()
     except Exception:
         await engine.async_stop()
         await store.close()
         raise
-    entry.runtime_data = IoteeRuntime(engine=engine, store=store, devices=devices)
-    async_setup_entry_api(hass, entry)
-    entry.async_on_unload(engine.add_discovery_listener(_discovery_starter(hass)))
+    return engine, store
 
-    retention_days = float(entry.options.get(CONF_RETENTION_DAYS, DEFAULT_RETENTION_DAYS))
 
-    async def _async_purge(*_: object) -> None:
-        try:
-            cutoff, deleted = await engine.async_purge(retention_days)
-        except StoreError as err:
-            # The store fault itself is already reported (repair issue); try again tomorrow.
-            _LOGGER.warning("Could not purge old commands: %s", err)
-            return
-        if deleted:
-            _LOGGER.info("Purged %s commands created before %s", deleted, cutoff)
-
-    entry.async_on_unload(async_track_time_interval(hass, _async_purge, timedelta(days=1)))
-    entry.async_create_background_task(hass, _async_purge(), "iotee purge at start")
-    entry.async_on_unload(entry.add_update_listener(_async_reload))
-    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
-    if _subentry_snapshot(entry) != configured:
-        # A device was added or changed while this setup ran (no update listener was
-        # registered yet to see it): load again with the current devices.
-        hass.config_entries.async_schedule_reload(entry.entry_id)
-    return True
+def _command_timeout(entry: IoteeConfigEntry) -> float:
+    return float(entry.options.get(CONF_COMMAND_TIMEOUT, DEFAULT_COMMAND_TIMEOUT))
 
 
 def _subentry_snapshot(entry: IoteeConfigEntry) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -190,15 +173,25 @@ def _discovery_starter(hass: HomeAssistant) -> DiscoveryListener:
     return _discovered
 
 
-async def _async_reload(hass: HomeAssistant, entry: IoteeConfigEntry) -> None:
-    """Reload when options or devices change."""
-    hass.config_entries.async_schedule_reload(entry.entry_id)
+async def _async_entry_updated(hass: HomeAssistant, entry: IoteeConfigEntry) -> None:
+    """Apply changed options and devices in place, without reloading the hub.
+
+    The REST API reads its options at each request and the daily purge its retention when it
+    runs; the engine takes the new command timeout for new commands. Devices added, removed or
+    reconfigured are applied one by one, so other devices and commands in flight are untouched.
+    """
+    entry.runtime_data.engine.settings.command_timeout = _command_timeout(entry)
+    await async_sync_devices(hass, entry)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: IoteeConfigEntry) -> bool:
-    """Unload platforms, stop the engine and close the store."""
+    """Unload the platforms; the engine goes on with what is open (see ``keeper``)."""
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unloaded:
-        await entry.runtime_data.engine.async_stop()
-        await entry.runtime_data.store.close()
+        await async_detach_engine(hass)
     return unloaded
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: IoteeConfigEntry) -> None:
+    """The hub was deleted: nothing is tracked any more (its history file stays)."""
+    await async_stop_engine(hass)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from homeassistant.components.button import ButtonEntity
 from homeassistant.components.button.const import ButtonDeviceClass
-from homeassistant.const import EntityCategory
+from homeassistant.const import EntityCategory, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .core.device_config import DeviceConfig
 from .engine import CommandEngine
-from .entity import IoteeEntity
+from .entity import IoteeEntity, async_setup_device_entities
 from .runtime import IoteeConfigEntry
 
 PARALLEL_UPDATES = 0
@@ -22,16 +22,16 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add a JOG button per relay and a reboot button."""
-    engine = entry.runtime_data.engine
-    for subentry_id, config in entry.runtime_data.devices.items():
-        buttons: list[ButtonEntity] = []
-        if "JOG" in config.device_type.commands:
-            buttons.extend(
-                JogButton(engine, config, relay) for relay in range(1, config.relays + 1)
-            )
-        if config.device_type.can_reboot:
-            buttons.append(RebootButton(engine, config))
-        async_add_entities(buttons, config_subentry_id=subentry_id)
+    async_setup_device_entities(entry, Platform.BUTTON, async_add_entities, _buttons)
+
+
+def _buttons(engine: CommandEngine, config: DeviceConfig) -> list[ButtonEntity]:
+    buttons: list[ButtonEntity] = []
+    if "JOG" in config.device_type.commands:
+        buttons.extend(JogButton(engine, config, relay) for relay in range(1, config.relays + 1))
+    if config.device_type.can_reboot:
+        buttons.append(RebootButton(engine, config))
+    return buttons
 
 
 class JogButton(IoteeEntity, ButtonEntity):

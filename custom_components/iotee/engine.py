@@ -146,6 +146,8 @@ class CommandEngine:
         self.store_fault: str | None = None
         """Why the store cannot be written, while it cannot (None when it works)."""
         self._store_retry: asyncio.TimerHandle | None = None
+        self._last: dict[tuple[str, str], CommandRecord] = {}
+        """The newest command of each target (what the entities show as ``last_command_*``)."""
 
     # ---- devices -------------------------------------------------------------------------
 
@@ -166,6 +168,27 @@ class CommandEngine:
                 self._state_topics[config.topic(dtype.relay_state_topic, relay)] = _StateTopic(
                     config.hardware_id, "relay", relay
                 )
+
+    def remove_device(self, hardware_id: str) -> None:
+        """Forget a device that is no longer configured.
+
+        Its open commands stay tracked until they end: they were accepted, and the device may
+        still answer them.
+        """
+        self.devices.pop(hardware_id, None)
+        self.states.pop(hardware_id, None)
+        for topic in [t for t, s in self._state_topics.items() if s.hardware_id == hardware_id]:
+            del self._state_topics[topic]
+
+    def replace_device(self, config: DeviceConfig) -> None:
+        """Take a reconfigured device's new settings; what it reported so far is kept."""
+        state = self.states.get(config.hardware_id)
+        self.remove_device(config.hardware_id)
+        self.add_device(config)
+        if state is not None:
+            self.states[config.hardware_id] = state
+            for relay in [r for r in state.relays if r > config.relays]:
+                del state.relays[relay]
 
     def device(self, device_ref: str) -> DeviceConfig:
         """Return a device by hardware id or HA device id."""
@@ -221,15 +244,34 @@ class CommandEngine:
         # A store fault of an earlier run is that run's; this one reports its own.
         ir.async_delete_issue(self.hass, DOMAIN, ISSUE_STORE_WRITE_FAILED)
         await self._async_recover()
-        self.subscription_filters = self._subscription_filters()
-        for topic_filter in self.subscription_filters:
-            self._unsubscribes.append(
-                await mqtt.async_subscribe(self.hass, topic_filter, self._on_message, qos=1)
-            )
+        await self._async_load_last_commands()
+        await self.async_subscribe_devices()
         self._unsubscribes.append(
             mqtt.async_subscribe_connection_status(self.hass, self._on_connection)
         )
+
+    async def async_subscribe_devices(self) -> None:
+        """Subscribe to what the configured devices need and is not subscribed yet.
+
+        Filters are not given up while the engine runs: a removed device's open commands may
+        still be answered on them, and one more wildcard subscription costs next to nothing.
+        """
+        new = [f for f in self._subscription_filters() if f not in self.subscription_filters]
+        if not new:
+            return
+        self.subscription_filters = [*self.subscription_filters, *new]
+        self._subscribed.clear()
+        for topic_filter in new:
+            self._unsubscribes.append(
+                await mqtt.async_subscribe(self.hass, topic_filter, self._on_message, qos=1)
+            )
         self._watch_subscriptions()
+
+    async def _async_load_last_commands(self) -> None:
+        """Read each target's last command, so entities show it after a restart."""
+        targets = {hardware_id: config.targets() for hardware_id, config in self.devices.items()}
+        for record in await self.store.last_commands(targets):
+            self._last.setdefault(record.target, record)
 
     @callback
     def _on_connection(self, connected: bool) -> None:
@@ -468,14 +510,6 @@ class CommandEngine:
     async def _async_dispatch(
         self, record: CommandRecord, config: DeviceConfig, spec: CommandSpec
     ) -> None:
-        previous = self._by_target.get(record.target)
-        if previous is not None and not previous.record.status.is_terminal:
-            self._end(
-                previous,
-                CommandStatus.FAILED,
-                ErrorCode.SUPERSEDED,
-                f"superseded by command {record.command_id}",
-            )
         # The connection first: while it is down the device's last known availability (often
         # the last will the broker sent as it shut down) is not what stops the command.
         if not mqtt.is_connected(self.hass):
@@ -496,6 +530,8 @@ class CommandEngine:
                 utcnow(),
             )
             return
+        # Really going out: only now does it take over its target from an open command.
+        self._supersede(record)
         tracked = self._track(record, config, spec)
         if not self._subscribed.is_set():
             await self._async_subscriptions_restored(record)
@@ -524,6 +560,19 @@ class CommandEngine:
             return
         if record.status is CommandStatus.PENDING:
             self._move(tracked, CommandStatus.PUBLISHED)
+
+    def _supersede(self, record: CommandRecord) -> None:
+        """End the open command to ``record``'s target, and stop crediting late answers on that
+        target to older commands: from now on a state the device reports answers ``record``."""
+        previous = self._by_target.get(record.target)
+        if previous is not None and not previous.record.status.is_terminal:
+            self._end(
+                previous,
+                CommandStatus.FAILED,
+                ErrorCode.SUPERSEDED,
+                f"superseded by command {record.command_id}",
+            )
+        self._forget_late(lambda t: t.record.target == record.target and not t.matcher.correlated)
 
     def _track(self, record: CommandRecord, config: DeviceConfig, spec: CommandSpec) -> _Tracked:
         topic = config.topic(spec.confirmation.topic, record.relay)
@@ -558,11 +607,24 @@ class CommandEngine:
             status, utcnow(), error_code=None if code is None else code.value, error=error
         )
         self._untrack(tracked)
-        if status is CommandStatus.TIMEOUT:
+        if status is CommandStatus.TIMEOUT or (
+            code is ErrorCode.SUPERSEDED and tracked.matcher.correlated
+        ):
+            # A timed-out command may still be confirmed late; a superseded one whose answers
+            # name it (WLTE results) may still be answered: the device did act on it.
             now = utcnow()
             self._forget_expired_late(now)
             self._late.setdefault(tracked.matcher.topic, []).append((tracked, now))
         self._changed(record, old)
+
+    def _forget_late(self, drop: Callable[[_Tracked], bool]) -> None:
+        """Stop watching for late answers to the ended commands ``drop`` selects."""
+        for topic in list(self._late):
+            kept = [(t, ended) for t, ended in self._late[topic] if not drop(t)]
+            if kept:
+                self._late[topic] = kept
+            else:
+                del self._late[topic]
 
     def _forget_expired_late(self, now: datetime) -> None:
         """Drop timed-out commands past the late window, also on topics that went quiet."""
@@ -605,7 +667,13 @@ class CommandEngine:
         )
         self._notify(record, old)
 
+    def last_command(self, target: tuple[str, str]) -> CommandRecord | None:
+        """Return the newest command sent to ``target`` (a ``CommandRecord.target``)."""
+        return self._last.get(target)
+
     def _notify(self, record: CommandRecord, old: CommandStatus | None) -> None:
+        if old is None:
+            self._last[record.target] = record
         for listener in list(self._command_listeners):
             listener(record, old)
         for listener in list(self._target_listeners.get(record.target, ())):
@@ -689,17 +757,28 @@ class CommandEngine:
 
     @callback
     def _on_message(self, msg: mqtt.ReceiveMessage) -> None:
+        """Apply what a message reports, then what it means for commands, then tell entities.
+
+        The device's state is taken first, so that an entity redrawn because its command
+        completed already shows the state that completed it (never the old one once more).
+        """
         payload = msg.payload if isinstance(msg.payload, str) else str(msg.payload)
+        state_topic = self._state_topics.get(msg.topic)
+        config = None
+        if state_topic is not None:
+            config = self._take_state(state_topic, payload)
         for tracked in list(self._by_topic.get(msg.topic, ())):
             verdict = tracked.matcher.feed(payload, retained=msg.retain)
             if verdict is not None:
                 self._apply(tracked, verdict)
         if msg.topic in self._late and not msg.retain:
             self._record_late(msg.topic, payload)
-        state_topic = self._state_topics.get(msg.topic)
-        if state_topic is not None:
-            self._on_state(state_topic, payload)
-        elif self._discovery_listeners:
+        if config is not None:
+            went_offline = self.states[config.hardware_id].online is False
+            if state_topic is not None and state_topic.kind == "availability" and went_offline:
+                self._fail_open_commands(config)
+            self._notify_device(config)
+        elif state_topic is None and self._discovery_listeners:
             self._maybe_discovered(msg.topic, payload)
 
     def _apply(self, tracked: _Tracked, verdict: Verdict) -> None:
@@ -730,30 +809,33 @@ class CommandEngine:
         else:
             del self._late[topic]
 
-    def _on_state(self, state_topic: _StateTopic, payload: str) -> None:
+    def _take_state(self, state_topic: _StateTopic, payload: str) -> DeviceConfig | None:
+        """Store what a state message reports; return its device when it reported something."""
         config = self.devices[state_topic.hardware_id]
         state = self.states[state_topic.hardware_id]
         dtype = config.device_type
         value = payload.strip()
         if state_topic.kind == "availability":
             if value not in (dtype.payload_online, dtype.payload_offline):
-                return
+                return None
             online = value == dtype.payload_online
             if state.online is not online:
                 # Once per change, not per message: the entities become (un)available with it.
                 _LOGGER.info("%s (%s) is %s", config.name, config.hardware_id, value)
             state.online = online
-            if not online:
-                self._fail_open_commands(config)
         elif state_topic.kind == "lock":
             if value not in (dtype.payload_locked, dtype.payload_unlocked):
-                return
+                return None
             state.locked = value == dtype.payload_locked
         else:
             if value not in (dtype.payload_on, dtype.payload_off):
-                return
+                return None
             assert state_topic.relay is not None
             state.relays[state_topic.relay] = value == dtype.payload_on
+        return config
+
+    def _notify_device(self, config: DeviceConfig) -> None:
+        state = self.states[config.hardware_id]
         for listener in list(self._device_listeners):
             listener(config, state)
         for listener in list(self._hardware_listeners.get(config.hardware_id, ())):
@@ -851,6 +933,7 @@ class CommandEngine:
         tracked = self._open.get(command_id)
         if tracked is not None:
             self._untrack(tracked)
+        self._forget_late(lambda t: t.record.command_id == command_id)
         if self._writes:
             await asyncio.gather(*list(self._writes), return_exceptions=True)
         return await self.store.delete(command_id)
@@ -858,6 +941,8 @@ class CommandEngine:
     async def async_purge(self, older_than_days: float) -> tuple[datetime, int]:
         """Delete finished commands older than ``older_than_days``; return cutoff and count."""
         cutoff = utcnow() - timedelta(days=older_than_days)
+        # Ended commands the purge deletes get no late answers recorded any more.
+        self._forget_late(lambda t: t.record.created_at < cutoff)
         if self._writes:
             await asyncio.gather(*list(self._writes), return_exceptions=True)
         return cutoff, await self.store.purge(cutoff)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from homeassistant.components import mqtt
+from homeassistant.const import Platform
 from homeassistant.core import callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import (
     ATTR_LAST_COMMAND,
@@ -23,6 +26,33 @@ from .core.errors import CommandError
 from .core.model import CommandRecord, CommandStatus, isoformat_z
 from .core.store import StoreError
 from .engine import CommandEngine
+from .runtime import IoteeConfigEntry
+
+type EntityBuilder = Callable[[CommandEngine, DeviceConfig], Iterable[Entity]]
+
+
+def async_setup_device_entities(
+    entry: IoteeConfigEntry,
+    platform: Platform,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    build: EntityBuilder,
+) -> None:
+    """Add one platform's entities for every device, and keep how to add them for one device.
+
+    A device added or reconfigured later gets its entities through ``runtime.adders`` without
+    reloading the hub, so the other devices' entities are not touched.
+    """
+    runtime = entry.runtime_data
+
+    @callback
+    def add(subentry_id: str, config: DeviceConfig) -> None:
+        entities = list(build(runtime.engine, config))
+        runtime.entities.setdefault(subentry_id, []).extend(entities)
+        async_add_entities(entities, config_subentry_id=subentry_id)
+
+    runtime.adders[platform] = add
+    for subentry_id, config in runtime.devices.items():
+        add(subentry_id, config)
 
 
 class IoteeEntity(Entity):
@@ -63,7 +93,12 @@ class IoteeEntity(Entity):
         }
 
     async def async_added_to_hass(self) -> None:
-        """Follow device state, MQTT connection and this target's commands."""
+        """Follow device state, MQTT connection and this target's commands.
+
+        The last command comes from the engine, which keeps it across reloads and reads it from
+        the store at start: the ``last_command_*`` attributes survive both.
+        """
+        self._last = self.engine.last_command(self._target)
         self.async_on_remove(
             self.engine.add_device_listener(self._on_device, self.config.hardware_id)
         )

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.components.lock import LockEntity
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .core.device_config import DeviceConfig
 from .engine import CommandEngine
-from .entity import IoteeEntity
+from .entity import IoteeEntity, async_setup_device_entities
 from .runtime import IoteeConfigEntry
 
 PARALLEL_UPDATES = 0
@@ -22,13 +23,15 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add a lock per lock device and per relay configured as a lock."""
-    engine = entry.runtime_data.engine
-    for subentry_id, config in entry.runtime_data.devices.items():
-        entities: list[LockEntity] = []
-        if config.device_type.has_lock:
-            entities.append(DeviceLock(engine, config))
-        entities.extend(RelayLock(engine, config, relay) for relay in sorted(config.relay_locks))
-        async_add_entities(entities, config_subentry_id=subentry_id)
+    async_setup_device_entities(entry, Platform.LOCK, async_add_entities, _locks)
+
+
+def _locks(engine: CommandEngine, config: DeviceConfig) -> list[LockEntity]:
+    entities: list[LockEntity] = []
+    if config.device_type.has_lock:
+        entities.append(DeviceLock(engine, config))
+    entities.extend(RelayLock(engine, config, relay) for relay in sorted(config.relay_locks))
+    return entities
 
 
 class _TrackedLock(IoteeEntity, LockEntity):

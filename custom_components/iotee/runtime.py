@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from homeassistant.config_entries import ConfigEntry
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity import Entity
 
 from .const import DOMAIN
-
 from .core.device_config import DeviceConfig
 from .core.store import AsyncCommandStore
 from .engine import CommandEngine
@@ -22,6 +24,10 @@ class IoteeRuntime:
     store: AsyncCommandStore
     devices: dict[str, DeviceConfig] = field(default_factory=dict)
     """Configured devices by config subentry id."""
+    adders: dict[Platform, Callable[[str, DeviceConfig], None]] = field(default_factory=dict)
+    """Per platform: add that platform's entities of one device (subentry id, config)."""
+    entities: dict[str, list[Entity]] = field(default_factory=dict)
+    """The entities of each device, by config subentry id."""
 
 
 type IoteeConfigEntry = ConfigEntry[IoteeRuntime]

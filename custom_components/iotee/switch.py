@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.components.switch import SwitchEntity
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .core.device_config import DeviceConfig
 from .engine import CommandEngine
-from .entity import IoteeEntity
+from .entity import IoteeEntity, async_setup_device_entities
 from .runtime import IoteeConfigEntry
 
 PARALLEL_UPDATES = 0
@@ -22,16 +23,15 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add a switch per relay."""
-    engine = entry.runtime_data.engine
-    for subentry_id, config in entry.runtime_data.devices.items():
-        async_add_entities(
-            (
-                RelaySwitch(engine, config, relay)
-                for relay in range(1, config.relays + 1)
-                if relay not in config.relay_locks
-            ),
-            config_subentry_id=subentry_id,
-        )
+    async_setup_device_entities(entry, Platform.SWITCH, async_add_entities, _switches)
+
+
+def _switches(engine: CommandEngine, config: DeviceConfig) -> list[SwitchEntity]:
+    return [
+        RelaySwitch(engine, config, relay)
+        for relay in range(1, config.relays + 1)
+        if relay not in config.relay_locks
+    ]
 
 
 class RelaySwitch(IoteeEntity, SwitchEntity):

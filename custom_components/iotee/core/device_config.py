@@ -25,6 +25,16 @@ class DeviceConfig:
         """Return the id used in the device's topics (the Tasmota topic or the hardware id)."""
         return self.mqtt_id or self.hardware_id
 
+    def targets(self) -> list[str]:
+        """Return what commands to this device act on, as ``CommandRecord.target`` names them."""
+        kinds = {spec.kind.value for spec in self.device_type.commands.values()}
+        targets = ["lock"] if "lock" in kinds else []
+        if "relay" in kinds:
+            targets += [f"relay:{relay}" for relay in range(1, self.relays + 1)]
+        if "reboot" in kinds:
+            targets.append("reboot")
+        return targets
+
     def topic(self, template: str, relay: int | None = None) -> str:
         """Render one of this device's topic templates."""
         return template.format(mqtt_id=self.topic_id, relay="" if relay is None else relay)

@@ -51,6 +51,11 @@ class ConfirmationMatcher:
         self._expected: Confirmation = confirmation
         self._step = 0
 
+    @property
+    def correlated(self) -> bool:
+        """Return True when the device's answers name the command (not just a state)."""
+        return isinstance(self._expected, ResultConfirmation)
+
     def skip_to_last(self) -> None:
         """Resume an acknowledged sequence: only its final payload is still awaited."""
         if isinstance(self._expected, SequenceConfirmation):

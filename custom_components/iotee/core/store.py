@@ -24,7 +24,7 @@ Faults the store survives (README, "Reliability"):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 import contextlib
 from dataclasses import dataclass
@@ -110,11 +110,29 @@ _COLUMNS = (
     " late_confirmation, late_confirmation_at, retry_of, source, caller"
 )
 _COLUMN_NAMES = tuple(col.strip() for col in _COLUMNS.split(","))
-_UPDATE_SET = ", ".join(f"{name} = excluded.{name}" for name in _COLUMN_NAMES[1:])
 _INSERT = f"INSERT INTO commands ({_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMN_NAMES))})"
-_UPSERT = f"{_INSERT} ON CONFLICT (command_id) DO UPDATE SET {_UPDATE_SET}"
+_UPDATE = (
+    f"UPDATE commands SET {', '.join(f'{name} = ?' for name in _COLUMN_NAMES[1:])}"
+    " WHERE command_id = ?"
+)
+"""An update, never an insert: a status change of a command deleted or purged meanwhile (a late
+confirmation, say) must not bring its record back."""
 _REQUIRED_TABLES = frozenset({"commands", "idempotency"})
 _SQLITE_HEADER = b"SQLite format 3\x00"
+
+_RECENT_PER_DEVICE = 64
+"""How many of a device's newest commands ``last_commands`` reads before asking per target."""
+_TARGET_FILTERS = {
+    "relay": "relay = ?",
+    "lock": "relay IS NULL AND command != 'reboot'",
+    "reboot": "relay IS NULL AND command = 'reboot'",
+}
+
+
+def _target_args(target: str) -> tuple[int, ...]:
+    kind, _, relay = target.partition(":")
+    return (int(relay),) if kind == "relay" else ()
+
 
 type RecordRow = tuple[Any, ...]
 """A record as the values of ``_COLUMNS``, in order (``record_row``)."""
@@ -501,8 +519,6 @@ class CommandStore:
         ``flush``. While rows are kept, further updates only join them, without touching the
         database, so a locked database does not stall every update by ``BUSY_TIMEOUT``.
         """
-        # An upsert, not REPLACE: REPLACE deletes and re-inserts, giving the row a new rowid and
-        # so breaking the insertion-order tie-break of ``list``.
         command_id = str(row[0])
         self._pending.pop(command_id, None)
         self._pending[command_id] = row
@@ -532,9 +548,9 @@ class CommandStore:
         if not self._pending:
             self._pending_error = None
             return
-        rows = list(self._pending.values())
+        rows = [(*row[1:], row[0]) for row in self._pending.values()]
         try:
-            self._transaction(lambda db: db.executemany(_UPSERT, rows), attempts)
+            self._transaction(lambda db: db.executemany(_UPDATE, rows), attempts)
         except StoreError as err:
             self._pending_error = err
             raise WritesPendingError(str(err), len(self._pending)) from err
@@ -577,6 +593,39 @@ class CommandStore:
                 (hardware_id, limit),
             )
         return [self._current(_row_to_record(row)) for row in rows]
+
+    def last_commands(self, targets: Mapping[str, Sequence[str]]) -> list[CommandRecord]:
+        """Return the newest command of each target, for ``{hardware_id: [target, ...]}``.
+
+        Targets are named as ``CommandRecord.target`` names them (``lock``, ``relay:<n>``,
+        ``reboot``). A device's recent history answers most of them in one indexed read; a
+        target not among them gets one indexed query of its own.
+        """
+        found: list[CommandRecord] = []
+        for hardware_id, wanted in targets.items():
+            missing = set(wanted)
+            rows = self.db.execute(
+                f"SELECT {_COLUMNS} FROM commands WHERE hardware_id = ?"
+                " ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                (hardware_id, _RECENT_PER_DEVICE),
+            ).fetchall()
+            for row in rows:
+                record = self._current(_row_to_record(row))
+                if record.target[1] in missing:
+                    missing.discard(record.target[1])
+                    found.append(record)
+            if len(rows) < _RECENT_PER_DEVICE:
+                continue  # the whole history was read: the rest has never been commanded
+            for target in sorted(missing):
+                row = self.db.execute(
+                    f"SELECT {_COLUMNS} FROM commands WHERE hardware_id = ? AND "
+                    + _TARGET_FILTERS[target.partition(":")[0]]
+                    + " ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                    (hardware_id, *_target_args(target)),
+                ).fetchone()
+                if row is not None:
+                    found.append(self._current(_row_to_record(row)))
+        return found
 
     def open_commands(self) -> list[CommandRecord]:
         """Return the records that have not reached a terminal status."""
@@ -808,6 +857,10 @@ class AsyncCommandStore:
     ) -> list[CommandRecord]:
         """Return records newest first."""
         return await self._run(self.store.list_commands, hardware_id, limit)
+
+    async def last_commands(self, targets: Mapping[str, Sequence[str]]) -> list[CommandRecord]:
+        """Return the newest command of each target (see ``CommandStore.last_commands``)."""
+        return await self._run(self.store.last_commands, targets)
 
     async def open_commands(self) -> list[CommandRecord]:
         """Return records not yet terminal."""

@@ -1,0 +1,107 @@
+"""Applies the hub's device subentries to the engine, the device registry and the entities.
+
+At setup every device is registered; afterwards a device added, reconfigured or removed is
+applied on its own, while the hub stays loaded: the other devices' entities and every command in
+flight are not touched (no reload). Home Assistant itself removes a removed subentry's registry
+device and entities; its open commands stay tracked until they end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from homeassistant.config_entries import ConfigSubentry
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+
+from .const import (
+    CONF_DEVICE_TYPE,
+    CONF_HARDWARE_ID,
+    CONF_MQTT_TOPIC,
+    CONF_RELAY_LOCKS,
+    CONF_RELAYS,
+    DOMAIN,
+    SUBENTRY_DEVICE,
+)
+from .core.device_config import DeviceConfig
+from .core.device_types import DEVICE_TYPES
+from .runtime import IoteeConfigEntry
+
+
+def device_config_from_subentry(subentry: ConfigSubentry) -> DeviceConfig:
+    """Build a DeviceConfig from a device subentry's data."""
+    data = subentry.data
+    return DeviceConfig(
+        hardware_id=data[CONF_HARDWARE_ID],
+        name=subentry.title,
+        device_type=DEVICE_TYPES[data[CONF_DEVICE_TYPE]],
+        relays=int(data.get(CONF_RELAYS, 0)),
+        mqtt_id=data.get(CONF_MQTT_TOPIC, ""),
+        relay_locks=frozenset(int(relay) for relay in data.get(CONF_RELAY_LOCKS, [])),
+    )
+
+
+def device_configs(entry: IoteeConfigEntry) -> dict[str, DeviceConfig]:
+    """Return the configured devices by subentry id."""
+    return {
+        subentry_id: device_config_from_subentry(subentry)
+        for subentry_id, subentry in entry.subentries.items()
+        if subentry.subentry_type == SUBENTRY_DEVICE
+    }
+
+
+async def async_sync_devices(hass: HomeAssistant, entry: IoteeConfigEntry) -> None:
+    """Bring the engine, registry and entities in line with the configured devices."""
+    runtime = entry.runtime_data
+    engine = runtime.engine
+    wanted = device_configs(entry)
+    for subentry_id in [sid for sid in runtime.devices if sid not in wanted]:
+        gone = runtime.devices.pop(subentry_id)
+        runtime.entities.pop(subentry_id, None)
+        engine.remove_device(gone.hardware_id)
+    configured = {config.hardware_id for config in wanted.values()}
+    for hardware_id in [hid for hid in engine.devices if hid not in configured]:
+        engine.remove_device(hardware_id)  # removed while the hub was not loaded
+
+    device_registry = dr.async_get(hass)
+    for subentry_id, config in wanted.items():
+        current = runtime.devices.get(subentry_id)
+        if current is not None and replace(current, device_id=None) == config:
+            continue
+        if current is not None:
+            for entity in runtime.entities.pop(subentry_id, []):
+                await entity.async_remove()
+            if current.hardware_id != config.hardware_id:
+                engine.remove_device(current.hardware_id)
+        if config.hardware_id in engine.devices:
+            engine.replace_device(config)
+        else:
+            engine.add_device(config)
+        device = device_registry.async_get_or_create(
+            config_entry_id=entry.entry_id,
+            config_subentry_id=subentry_id,
+            identifiers={(DOMAIN, config.hardware_id)},
+            name=config.name,
+            manufacturer="IoTee",
+            model=config.device_type.name,
+        )
+        engine.set_device_id(config.hardware_id, device.id)
+        runtime.devices[subentry_id] = engine.devices[config.hardware_id]
+        if runtime.adders:
+            for add in runtime.adders.values():
+                add(subentry_id, runtime.devices[subentry_id])
+            _remove_stale_entities(hass, entry, subentry_id)
+    await engine.async_subscribe_devices()
+
+
+def _remove_stale_entities(hass: HomeAssistant, entry: IoteeConfigEntry, subentry_id: str) -> None:
+    """Remove registry entries of a reconfigured device that it no longer has (fewer relays)."""
+    entity_registry = er.async_get(hass)
+    current = {
+        entity.unique_id
+        for entity in entry.runtime_data.entities.get(subentry_id, [])
+        if entity.unique_id is not None
+    }
+    for registered in er.async_entries_for_config_entry(entity_registry, entry.entry_id):
+        if registered.config_subentry_id == subentry_id and registered.unique_id not in current:
+            entity_registry.async_remove(registered.entity_id)
