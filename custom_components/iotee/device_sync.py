@@ -31,13 +31,17 @@ from .runtime import IoteeConfigEntry
 def device_config_from_subentry(subentry: ConfigSubentry) -> DeviceConfig:
     """Build a DeviceConfig from a device subentry's data."""
     data = subentry.data
+    relays = int(data.get(CONF_RELAYS, 0))
     return DeviceConfig(
         hardware_id=data[CONF_HARDWARE_ID],
         name=subentry.title,
         device_type=DEVICE_TYPES[data[CONF_DEVICE_TYPE]],
-        relays=int(data.get(CONF_RELAYS, 0)),
+        relays=relays,
         mqtt_id=data.get(CONF_MQTT_TOPIC, ""),
-        relay_locks=frozenset(int(relay) for relay in data.get(CONF_RELAY_LOCKS, [])),
+        # A relay beyond the device's relays (their count was lowered) drives no lock.
+        relay_locks=frozenset(
+            int(relay) for relay in data.get(CONF_RELAY_LOCKS, []) if 1 <= int(relay) <= relays
+        ),
     )
 
 

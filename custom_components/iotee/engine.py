@@ -789,7 +789,33 @@ class CommandEngine:
             if tracked.record.status is not CommandStatus.ACKNOWLEDGED:
                 self._move(tracked, CommandStatus.ACKNOWLEDGED)
             return
+        config = self.devices.get(tracked.record.hardware_id)
+        if verdict.status is CommandStatus.COMPLETED and config is not None:
+            if self._take_confirmed_state(tracked.record):
+                self._end(tracked, verdict.status, verdict.error_code, verdict.error)
+                self._notify_device(config)
+                return
         self._end(tracked, verdict.status, verdict.error_code, verdict.error)
+
+    def _take_confirmed_state(self, record: CommandRecord) -> bool:
+        """The device confirmed a command that sets a state: that state is what it reports now.
+
+        A result (WLTE ``SUCCESS``) may arrive before the relay's state message; the entity
+        redrawn for the completed command must not show the old state once more in between.
+        Return whether the state changed.
+        """
+        state = self.states[record.hardware_id]
+        if record.relay is not None and record.command in ("ON", "OFF"):
+            on = record.command == "ON"
+            changed = state.relays.get(record.relay) is not on
+            state.relays[record.relay] = on
+            return changed
+        if record.relay is None and record.command in ("lock", "unlock"):
+            locked = record.command == "lock"
+            changed = state.locked is not locked
+            state.locked = locked
+            return changed
+        return False
 
     def _record_late(self, topic: str, payload: str) -> None:
         now = utcnow()
