@@ -15,7 +15,7 @@ from homeassistant.config_entries import (
     OptionsFlow,
     SubentryFlowResult,
 )
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.selector import (
     NumberSelector,
     NumberSelectorConfig,
@@ -94,6 +94,24 @@ def _configured_ids(entry: ConfigEntry) -> set[str]:
     }
 
 
+def discovery_unique_id(device_type: str, hardware_id: str) -> str:
+    """Return the unique id of the discovery offer of one device (what Ignore remembers)."""
+    return f"{device_type}:{hardware_id}"
+
+
+@callback
+def _async_abort_discoveries(
+    hass: HomeAssistant, hardware_id: str, keep_flow_id: str | None = None
+) -> None:
+    """Remove the open discovery offers of ``hardware_id``, which is configured now."""
+    offers = {discovery_unique_id(device_type, hardware_id) for device_type in DEVICE_TYPES}
+    for flow in hass.config_entries.flow.async_progress_by_handler(
+        DOMAIN, include_uninitialized=True
+    ):
+        if flow["flow_id"] != keep_flow_id and flow["context"].get("unique_id") in offers:
+            hass.config_entries.flow.async_abort(flow["flow_id"])
+
+
 class IoteeConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up the IoTee hub (one per Home Assistant) and confirm discovered devices."""
 
@@ -137,7 +155,7 @@ class IoteeConfigFlow(ConfigFlow, domain=DOMAIN):
         """A device of a built-in type said it is online and is not configured yet."""
         device_type = discovery_info[CONF_DEVICE_TYPE]
         hardware_id = discovery_info[CONF_HARDWARE_ID]
-        await self.async_set_unique_id(f"{device_type}:{hardware_id}")
+        await self.async_set_unique_id(discovery_unique_id(device_type, hardware_id))
         self._abort_if_unique_id_configured()
         hub = _hub_entry(self)
         if hub is None:
@@ -182,6 +200,7 @@ class IoteeConfigFlow(ConfigFlow, domain=DOMAIN):
                 unique_id=hardware_id,
             ),
         )
+        _async_abort_discoveries(self.hass, hardware_id, keep_flow_id=self.flow_id)
         return self.async_abort(reason="device_added")
 
 
@@ -353,9 +372,7 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
                 }
                 if DEVICE_TYPES[user_input[CONF_DEVICE_TYPE]].has_relays:
                     return await self.async_step_relays()
-                return self.async_create_entry(
-                    title=self._title, data=self._data, unique_id=hardware_id
-                )
+                return self._create_device(self._data)
         schema = vol.Schema(
             {
                 vol.Required(CONF_NAME): TextSelector(),
@@ -400,9 +417,7 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
                         title=self._title,
                         data=data,
                     )
-                return self.async_create_entry(
-                    title=self._title, data=data, unique_id=data[CONF_HARDWARE_ID]
-                )
+                return self._create_device(data)
         schema: dict[Any, Any] = {
             vol.Required(CONF_RELAYS, default=self._data.get(CONF_RELAYS, 1)): _number(
                 1, MAX_RELAYS
@@ -426,6 +441,17 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
                 )
             ] = TextSelector()
         return self.async_show_form(step_id="relays", data_schema=vol.Schema(schema), errors=errors)
+
+    def _create_device(self, data: dict[str, Any]) -> SubentryFlowResult:
+        """Create the device subentry and remove its discovery offers.
+
+        Should another flow have added the id meanwhile, HA aborts this one: the id is
+        configured either way.
+        """
+        _async_abort_discoveries(self.hass, data[CONF_HARDWARE_ID])
+        return self.async_create_entry(
+            title=self._title, data=data, unique_id=data[CONF_HARDWARE_ID]
+        )
 
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
