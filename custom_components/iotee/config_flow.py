@@ -112,6 +112,11 @@ def _async_abort_discoveries(
             hass.config_entries.flow.async_abort(flow["flow_id"])
 
 
+def _scope_option(scope: str) -> str:
+    """Return the selector value of an API key scope: a translation key, so no ':'."""
+    return scope.replace(":", "_")
+
+
 class IoteeConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up the IoTee hub (one per Home Assistant) and confirm discovered devices."""
 
@@ -247,6 +252,7 @@ class IoteeOptionsFlow(OptionsFlow):
         from .api.keys import MAX_EXPIRY_DAYS, SCOPES, ApiKeyError, Role
         from .api.state import DATA_API
 
+        scopes = {_scope_option(scope): scope for scope in SCOPES}
         errors: dict[str, str] = {}
         if user_input is not None:
             expires = user_input.get("expires_in_days")
@@ -254,7 +260,7 @@ class IoteeOptionsFlow(OptionsFlow):
                 created = await self.hass.data[DATA_API].keys.async_create(
                     str(user_input[CONF_NAME]),
                     user_input["role"],
-                    list(user_input["scopes"]),
+                    [scopes.get(option, option) for option in user_input["scopes"]],
                     None if expires is None else float(expires),
                 )
             except ApiKeyError:
@@ -276,9 +282,9 @@ class IoteeOptionsFlow(OptionsFlow):
                         mode=SelectSelectorMode.LIST,
                     )
                 ),
-                vol.Required("scopes", default=list(SCOPES)): SelectSelector(
+                vol.Required("scopes", default=list(scopes)): SelectSelector(
                     SelectSelectorConfig(
-                        options=list(SCOPES),
+                        options=list(scopes),
                         translation_key="api_key_scope",
                         multiple=True,
                         mode=SelectSelectorMode.LIST,
