@@ -95,7 +95,16 @@ async def test_discovery_adds_device_to_hub(hass: HomeAssistant) -> None:
         )
         assert result["type"] is FlowResultType.FORM
         assert result["step_id"] == "discovery_confirm"
-        assert result["description_placeholders"]["hardware_id"] == "dev42"
+        # The type as the user reads it (its translated name), in the form and the offer's title.
+        assert result["description_placeholders"] == {
+            "hardware_id": "dev42",
+            "device_type": "WLTE relay controller",
+        }
+        (offer,) = hass.config_entries.flow.async_progress()
+        assert offer["context"]["title_placeholders"] == {
+            "name": "dev42",
+            "device_type": "WLTE relay controller",
+        }
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {"name": "Barn", CONF_RELAYS: 2}
         )
@@ -244,6 +253,10 @@ async def test_reconfigure_relay_device(hass: HomeAssistant) -> None:
         context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
     )
     assert result["step_id"] == "reconfigure"
+    assert result["description_placeholders"] == {
+        "hardware_id": "gate",
+        "device_type": "WLTE relay controller",
+    }
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {"name": "Main gate"}
     )

@@ -25,6 +25,7 @@ from homeassistant.helpers.selector import (
     SelectSelectorMode,
     TextSelector,
 )
+from homeassistant.helpers.translation import async_get_translations
 from homeassistant.helpers.typing import DiscoveryInfoType
 import probatio as vol  # HA's schema library; `voluptuous` resolves to its shim at run time
 
@@ -94,6 +95,13 @@ def _configured_ids(entry: ConfigEntry) -> set[str]:
     }
 
 
+async def _async_type_name(hass: HomeAssistant, device_type: str) -> str:
+    """Return the device type's name in HA's language, as the add-device form lists it."""
+    translations = await async_get_translations(hass, hass.config.language, "selector", [DOMAIN])
+    key = f"component.{DOMAIN}.selector.{CONF_DEVICE_TYPE}.options.{device_type}"
+    return translations.get(key, device_type)
+
+
 def discovery_unique_id(device_type: str, hardware_id: str) -> str:
     """Return the unique id of the discovery offer of one device (what Ignore remembers)."""
     return f"{device_type}:{hardware_id}"
@@ -125,6 +133,7 @@ class IoteeConfigFlow(ConfigFlow, domain=DOMAIN):
     def __init__(self) -> None:
         """Start with nothing discovered."""
         self._discovered: dict[str, Any] = {}
+        self._type_name = ""
 
     @staticmethod
     @callback
@@ -168,7 +177,8 @@ class IoteeConfigFlow(ConfigFlow, domain=DOMAIN):
         if hardware_id in _configured_ids(hub):
             return self.async_abort(reason="already_configured")
         self._discovered = {CONF_DEVICE_TYPE: device_type, CONF_HARDWARE_ID: hardware_id}
-        self.context["title_placeholders"] = {"name": hardware_id, "device_type": device_type}
+        self._type_name = await _async_type_name(self.hass, device_type)
+        self.context["title_placeholders"] = {"name": hardware_id, "device_type": self._type_name}
         return await self.async_step_discovery_confirm()
 
     async def async_step_discovery_confirm(
@@ -185,7 +195,10 @@ class IoteeConfigFlow(ConfigFlow, domain=DOMAIN):
             return self.async_show_form(
                 step_id="discovery_confirm",
                 data_schema=vol.Schema(schema),
-                description_placeholders={"hardware_id": hardware_id, "device_type": device_type},
+                description_placeholders={
+                    "hardware_id": hardware_id,
+                    "device_type": self._type_name,
+                },
             )
         hub = _hub_entry(self)
         if hub is None:
@@ -479,6 +492,6 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
             ),
             description_placeholders={
                 "hardware_id": self._data[CONF_HARDWARE_ID],
-                "device_type": self._data[CONF_DEVICE_TYPE],
+                "device_type": await _async_type_name(self.hass, self._data[CONF_DEVICE_TYPE]),
             },
         )
