@@ -247,12 +247,12 @@ async def test_options_create_and_revoke_key(
     assert result["step_id"] == "create_api_key"
     result = await hass.config_entries.options.async_configure(
         flow["flow_id"],
-        {CONF_NAME: "  ", "role": "user", "scopes": ["device:read"]},
+        {CONF_NAME: "  ", "role": "user", "scopes": ["device_read"]},
     )
     assert result["errors"] == {"base": "invalid_api_key"}
     result = await hass.config_entries.options.async_configure(
         flow["flow_id"],
-        {CONF_NAME: "dashboard", "role": "admin", "scopes": ["device:read"], "expires_in_days": 7},
+        {CONF_NAME: "dashboard", "role": "admin", "scopes": ["device_read"], "expires_in_days": 7},
     )
     assert (result["type"], result["step_id"]) == (FlowResultType.FORM, "api_key_created")
     placeholders = result["description_placeholders"]

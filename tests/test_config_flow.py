@@ -6,6 +6,7 @@ from collections.abc import Generator
 from unittest.mock import patch
 
 from homeassistant.config_entries import (
+    SOURCE_IGNORE,
     SOURCE_INTEGRATION_DISCOVERY,
     SOURCE_RECONFIGURE,
     SOURCE_USER,
@@ -26,7 +27,7 @@ from custom_components.iotee.const import (
     SUBENTRY_DEVICE,
 )
 
-from .helpers import LOCK_ID, device
+from .helpers import LOCK_ID, WLTE_ID, device
 
 NO_SETUP = "custom_components.iotee.async_setup_entry"
 NO_UNLOAD = "custom_components.iotee.async_unload_entry"
@@ -94,7 +95,16 @@ async def test_discovery_adds_device_to_hub(hass: HomeAssistant) -> None:
         )
         assert result["type"] is FlowResultType.FORM
         assert result["step_id"] == "discovery_confirm"
-        assert result["description_placeholders"]["hardware_id"] == "dev42"
+        # The type as the user reads it (its translated name), in the form and the offer's title.
+        assert result["description_placeholders"] == {
+            "hardware_id": "dev42",
+            "device_type": "WLTE relay controller",
+        }
+        (offer,) = hass.config_entries.flow.async_progress()
+        assert offer["context"]["title_placeholders"] == {
+            "name": "dev42",
+            "device_type": "WLTE relay controller",
+        }
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {"name": "Barn", CONF_RELAYS: 2}
         )
@@ -243,6 +253,10 @@ async def test_reconfigure_relay_device(hass: HomeAssistant) -> None:
         context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
     )
     assert result["step_id"] == "reconfigure"
+    assert result["description_placeholders"] == {
+        "hardware_id": "gate",
+        "device_type": "WLTE relay controller",
+    }
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {"name": "Main gate"}
     )
@@ -280,3 +294,91 @@ async def test_reconfigure_lock_device(hass: HomeAssistant) -> None:
         await hass.async_block_till_done()
     assert result["reason"] == "reconfigure_successful"
     assert entry.subentries[subentry_id].title == "Back door"
+
+
+def _discovery_flows(hass: HomeAssistant) -> list[str]:
+    """The hardware ids offered under "Discovered" (the open discovery flows)."""
+    return sorted(
+        flow["context"]["title_placeholders"]["name"]
+        for flow in hass.config_entries.flow.async_progress()
+        if flow["context"]["source"] == SOURCE_INTEGRATION_DISCOVERY
+    )
+
+
+async def _discover(hass: HomeAssistant, device_type: str, hardware_id: str) -> dict:
+    return await hass.config_entries.flow.async_init(
+        DOMAIN,
+        context={"source": SOURCE_INTEGRATION_DISCOVERY},
+        data={CONF_DEVICE_TYPE: device_type, CONF_HARDWARE_ID: hardware_id},
+    )
+
+
+@pytest.mark.usefixtures("mqtt_config_entry")
+async def test_adding_device_removes_its_discovery_offer(hass: HomeAssistant) -> None:
+    """A device added by hand is no longer offered under "Discovered"; other offers stay."""
+    entry = hub_entry(hass)
+    await _discover(hass, "iotee_device", LOCK_ID)
+    await _discover(hass, "wlte_relay", "other1")
+    assert _discovery_flows(hass) == [LOCK_ID, "other1"]
+
+    result = await _start_subentry(hass, entry)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {"name": "Front door", CONF_DEVICE_TYPE: "iotee_device", CONF_HARDWARE_ID: LOCK_ID},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert _discovery_flows(hass) == ["other1"]
+
+    # A relay device (second step) too.
+    result = await _start_subentry(hass, entry)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {"name": "Gate", CONF_DEVICE_TYPE: "wlte_relay", CONF_HARDWARE_ID: "other1"},
+    )
+    assert _discovery_flows(hass) == ["other1"]  # not added yet
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_RELAYS: 2, CONF_RELAY_LOCKS: []}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert _discovery_flows(hass) == []
+    assert {sub.unique_id for sub in entry.subentries.values()} == {LOCK_ID, "other1"}
+
+
+@pytest.mark.usefixtures("mqtt_config_entry")
+async def test_confirming_discovery_removes_other_offers_of_that_id(hass: HomeAssistant) -> None:
+    """One id announced under two types: adding it from one offer removes the other."""
+    entry = hub_entry(hass)
+    first = await _discover(hass, "iotee_device", "twice")
+    await _discover(hass, "wlte_relay", "twice")
+    assert _discovery_flows(hass) == ["twice", "twice"]
+    result = await hass.config_entries.flow.async_configure(first["flow_id"], {"name": "Door"})
+    assert result["reason"] == "device_added"
+    assert _discovery_flows(hass) == []
+    (subentry,) = entry.subentries.values()
+    assert subentry.data[CONF_DEVICE_TYPE] == "iotee_device"
+
+
+@pytest.mark.usefixtures("mqtt_config_entry")
+async def test_configured_or_ignored_device_is_not_offered(hass: HomeAssistant) -> None:
+    """A configured id aborts at once; an ignored offer stays ignored and hides no hub."""
+    hub_entry(hass, device(LOCK_ID, "iotee_device"), device(WLTE_ID, "wlte_relay", relays=1))
+    for device_type, hardware_id in (("iotee_device", LOCK_ID), ("wlte_relay", WLTE_ID)):
+        result = await _discover(hass, device_type, hardware_id)
+        assert (result["type"], result["reason"]) == (FlowResultType.ABORT, "already_configured")
+    assert _discovery_flows(hass) == []
+
+    offer = await _discover(hass, "wlte_relay", "stranger")
+    assert offer["type"] is FlowResultType.FORM
+    (flow,) = hass.config_entries.flow.async_progress()
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN,
+        context={"source": SOURCE_IGNORE},
+        data={"unique_id": flow["context"]["unique_id"], "title": "stranger"},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert _discovery_flows(hass) == []
+    result = await _discover(hass, "wlte_relay", "stranger")
+    assert (result["type"], result["reason"]) == (FlowResultType.ABORT, "already_configured")
+    # The ignored offer is an entry of this domain, but not a hub: devices are still offered.
+    offer = await _discover(hass, "iotee_device", "newcomer")
+    assert offer["step_id"] == "discovery_confirm"

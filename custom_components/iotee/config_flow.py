@@ -15,7 +15,7 @@ from homeassistant.config_entries import (
     OptionsFlow,
     SubentryFlowResult,
 )
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.selector import (
     NumberSelector,
     NumberSelectorConfig,
@@ -25,6 +25,7 @@ from homeassistant.helpers.selector import (
     SelectSelectorMode,
     TextSelector,
 )
+from homeassistant.helpers.translation import async_get_translations
 from homeassistant.helpers.typing import DiscoveryInfoType
 import probatio as vol  # HA's schema library; `voluptuous` resolves to its shim at run time
 
@@ -94,6 +95,36 @@ def _configured_ids(entry: ConfigEntry) -> set[str]:
     }
 
 
+async def _async_type_name(hass: HomeAssistant, device_type: str) -> str:
+    """Return the device type's name in HA's language, as the add-device form lists it."""
+    translations = await async_get_translations(hass, hass.config.language, "selector", [DOMAIN])
+    key = f"component.{DOMAIN}.selector.{CONF_DEVICE_TYPE}.options.{device_type}"
+    return translations.get(key, device_type)
+
+
+def discovery_unique_id(device_type: str, hardware_id: str) -> str:
+    """Return the unique id of the discovery offer of one device (what Ignore remembers)."""
+    return f"{device_type}:{hardware_id}"
+
+
+@callback
+def _async_abort_discoveries(
+    hass: HomeAssistant, hardware_id: str, keep_flow_id: str | None = None
+) -> None:
+    """Remove the open discovery offers of ``hardware_id``, which is configured now."""
+    offers = {discovery_unique_id(device_type, hardware_id) for device_type in DEVICE_TYPES}
+    for flow in hass.config_entries.flow.async_progress_by_handler(
+        DOMAIN, include_uninitialized=True
+    ):
+        if flow["flow_id"] != keep_flow_id and flow["context"].get("unique_id") in offers:
+            hass.config_entries.flow.async_abort(flow["flow_id"])
+
+
+def _scope_option(scope: str) -> str:
+    """Return the selector value of an API key scope: a translation key, so no ':'."""
+    return scope.replace(":", "_")
+
+
 class IoteeConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up the IoTee hub (one per Home Assistant) and confirm discovered devices."""
 
@@ -102,6 +133,7 @@ class IoteeConfigFlow(ConfigFlow, domain=DOMAIN):
     def __init__(self) -> None:
         """Start with nothing discovered."""
         self._discovered: dict[str, Any] = {}
+        self._type_name = ""
 
     @staticmethod
     @callback
@@ -137,7 +169,7 @@ class IoteeConfigFlow(ConfigFlow, domain=DOMAIN):
         """A device of a built-in type said it is online and is not configured yet."""
         device_type = discovery_info[CONF_DEVICE_TYPE]
         hardware_id = discovery_info[CONF_HARDWARE_ID]
-        await self.async_set_unique_id(f"{device_type}:{hardware_id}")
+        await self.async_set_unique_id(discovery_unique_id(device_type, hardware_id))
         self._abort_if_unique_id_configured()
         hub = _hub_entry(self)
         if hub is None:
@@ -145,7 +177,8 @@ class IoteeConfigFlow(ConfigFlow, domain=DOMAIN):
         if hardware_id in _configured_ids(hub):
             return self.async_abort(reason="already_configured")
         self._discovered = {CONF_DEVICE_TYPE: device_type, CONF_HARDWARE_ID: hardware_id}
-        self.context["title_placeholders"] = {"name": hardware_id, "device_type": device_type}
+        self._type_name = await _async_type_name(self.hass, device_type)
+        self.context["title_placeholders"] = {"name": hardware_id, "device_type": self._type_name}
         return await self.async_step_discovery_confirm()
 
     async def async_step_discovery_confirm(
@@ -162,7 +195,10 @@ class IoteeConfigFlow(ConfigFlow, domain=DOMAIN):
             return self.async_show_form(
                 step_id="discovery_confirm",
                 data_schema=vol.Schema(schema),
-                description_placeholders={"hardware_id": hardware_id, "device_type": device_type},
+                description_placeholders={
+                    "hardware_id": hardware_id,
+                    "device_type": self._type_name,
+                },
             )
         hub = _hub_entry(self)
         if hub is None:
@@ -182,6 +218,7 @@ class IoteeConfigFlow(ConfigFlow, domain=DOMAIN):
                 unique_id=hardware_id,
             ),
         )
+        _async_abort_discoveries(self.hass, hardware_id, keep_flow_id=self.flow_id)
         return self.async_abort(reason="device_added")
 
 
@@ -228,6 +265,7 @@ class IoteeOptionsFlow(OptionsFlow):
         from .api.keys import MAX_EXPIRY_DAYS, SCOPES, ApiKeyError, Role
         from .api.state import DATA_API
 
+        scopes = {_scope_option(scope): scope for scope in SCOPES}
         errors: dict[str, str] = {}
         if user_input is not None:
             expires = user_input.get("expires_in_days")
@@ -235,7 +273,7 @@ class IoteeOptionsFlow(OptionsFlow):
                 created = await self.hass.data[DATA_API].keys.async_create(
                     str(user_input[CONF_NAME]),
                     user_input["role"],
-                    list(user_input["scopes"]),
+                    [scopes.get(option, option) for option in user_input["scopes"]],
                     None if expires is None else float(expires),
                 )
             except ApiKeyError:
@@ -257,9 +295,9 @@ class IoteeOptionsFlow(OptionsFlow):
                         mode=SelectSelectorMode.LIST,
                     )
                 ),
-                vol.Required("scopes", default=list(SCOPES)): SelectSelector(
+                vol.Required("scopes", default=list(scopes)): SelectSelector(
                     SelectSelectorConfig(
-                        options=list(SCOPES),
+                        options=list(scopes),
                         translation_key="api_key_scope",
                         multiple=True,
                         mode=SelectSelectorMode.LIST,
@@ -353,9 +391,7 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
                 }
                 if DEVICE_TYPES[user_input[CONF_DEVICE_TYPE]].has_relays:
                     return await self.async_step_relays()
-                return self.async_create_entry(
-                    title=self._title, data=self._data, unique_id=hardware_id
-                )
+                return self._create_device(self._data)
         schema = vol.Schema(
             {
                 vol.Required(CONF_NAME): TextSelector(),
@@ -400,9 +436,7 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
                         title=self._title,
                         data=data,
                     )
-                return self.async_create_entry(
-                    title=self._title, data=data, unique_id=data[CONF_HARDWARE_ID]
-                )
+                return self._create_device(data)
         schema: dict[Any, Any] = {
             vol.Required(CONF_RELAYS, default=self._data.get(CONF_RELAYS, 1)): _number(
                 1, MAX_RELAYS
@@ -427,6 +461,17 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
             ] = TextSelector()
         return self.async_show_form(step_id="relays", data_schema=vol.Schema(schema), errors=errors)
 
+    def _create_device(self, data: dict[str, Any]) -> SubentryFlowResult:
+        """Create the device subentry and remove its discovery offers.
+
+        Should another flow have added the id meanwhile, HA aborts this one: the id is
+        configured either way.
+        """
+        _async_abort_discoveries(self.hass, data[CONF_HARDWARE_ID])
+        return self.async_create_entry(
+            title=self._title, data=data, unique_id=data[CONF_HARDWARE_ID]
+        )
+
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
@@ -447,6 +492,6 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
             ),
             description_placeholders={
                 "hardware_id": self._data[CONF_HARDWARE_ID],
-                "device_type": self._data[CONF_DEVICE_TYPE],
+                "device_type": await _async_type_name(self.hass, self._data[CONF_DEVICE_TYPE]),
             },
         )
