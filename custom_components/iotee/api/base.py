@@ -18,7 +18,9 @@ from aiohttp import hdrs, web
 from homeassistant.components.http.ban import process_wrong_login
 from homeassistant.helpers.http import HomeAssistantView
 
-from .auth import Access, Principal, authenticate, authorize
+from custom_components.iotee.core.rights import Operation
+
+from .auth import Principal, authenticate, authorize
 from .envelope import (
     AUTH_EXPIRED,
     AUTH_INVALID,
@@ -52,10 +54,11 @@ type Handler = Callable[[ApiRequest], Awaitable[web.Response]]
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """The handler of one method of a view and what it needs."""
+    """The handler of one method of a view and the operation it performs."""
 
     handler: str
-    access: Access
+    operation: Operation | None
+    """What ``core.rights`` says the caller needs; None: any valid credential."""
 
 
 def _reject_constant(name: str) -> Any:
@@ -170,7 +173,7 @@ class ApiView(HomeAssistantView):
             )
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             raise _too_large()
-        authorize(principal, route.access)
+        authorize(principal, route.operation)
         handler: Handler = getattr(self, route.handler)
         return await handler(ApiRequest(request, request_id, principal, match))
 

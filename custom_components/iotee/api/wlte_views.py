@@ -42,11 +42,11 @@ from custom_components.iotee.core.model import (
 )
 from custom_components.iotee.core.ratelimit import retry_after_header
 from custom_components.iotee.core.representation import command_to_wlte
+from custom_components.iotee.core.rights import Operation
 from custom_components.iotee.core.store import IdempotencyEntry
 from custom_components.iotee.engine import CommandEngine
 from custom_components.iotee.runtime import IoteeConfigEntry
 
-from .auth import Access
 from .base import ApiRequest, ApiView, Route, read_json_object
 from .commands_views import command_error
 from .envelope import (
@@ -123,7 +123,7 @@ class WlteRelayCommandView(ApiView):
 
     url = f"{WLTE_BASE}/devices/{{device_id:[^/]*}}/relays/{{index}}/commands"
     name = "api:iotee:wlte_relay_command"
-    routes = {"POST": Route("execute", Access.CONTROL)}
+    routes = {"POST": Route("execute", Operation.SEND)}
 
     async def execute(self, call: ApiRequest) -> web.Response:
         """Validate, deduplicate, rate-limit, accept and wait for the device."""
@@ -339,7 +339,7 @@ class WlteCommandResultView(ApiView):
 
     url = f"{WLTE_BASE}/devices/{{device_id:[^/]*}}/commands/{{command_id}}"
     name = "api:iotee:wlte_command_result"
-    routes = {"GET": Route("result", Access.READ)}
+    routes = {"GET": Route("result", Operation.GET)}
 
     async def result(self, call: ApiRequest) -> web.Response:
         """Return the command's current WLTE status."""
