@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncGenerator
 from datetime import timedelta
 import json
+import sqlite3
 from typing import Any
 from unittest.mock import Mock, patch
 import uuid
@@ -36,6 +37,7 @@ from custom_components.iotee.engine import CommandEngine
 from .api_openapi import RelayDevice, checked
 from .broker import Mosquitto, PahoPeer
 from .conftest import wait_for
+from .core.test_store_faults import DISK_FULL, FaultyConnection
 from .helpers import LOCK_ID, TASMOTA_ID, WLTE_ID, engine_of, engine_subscribed, setup_hub
 
 URL = "/api/iotee/wlte/v1/devices/{device}/relays/{relay}/commands"
@@ -470,9 +472,62 @@ async def test_failed_submit_frees_the_key(
     assert (status, body["code"]) == (500, "INTERNAL_ERROR")
     assert "secret" not in json.dumps(body)
     assert "Traceback" not in json.dumps(body)
-    api_of(hass).clock = lambda: 1e9  # past the cooldown the failed attempt used
+    # Nothing was accepted, so nothing was counted: no relay cooldown to wait for.
     status, body = await execute(client, token, "ON", 1, key)
     assert (status, body["data"]["status"]) == (202, "SUCCESS")
+
+
+class WriteFault(FaultyConnection):
+    """Fails only the writes whose SQL starts with ``prefix`` (the rest of the store works)."""
+
+    def __init__(self, db: Any, prefix: str) -> None:
+        """Wrap ``db``; fail the writes starting with ``prefix`` while ``fault`` is set."""
+        super().__init__(db)
+        self.prefix = prefix
+
+    def _check(self, sql: str) -> None:
+        if sql.lstrip().upper().startswith(self.prefix):
+            super()._check(sql)
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        pytest.param("REPLACE INTO IDEMPOTENCY", id="storing the key fails"),
+        pytest.param("INSERT INTO COMMANDS", id="storing the command fails"),
+    ],
+)
+async def test_store_fault_spends_no_rate_limit(
+    hass: HomeAssistant,
+    hub: MockConfigEntry,
+    device: RelayDevice,
+    client: TestClient,
+    token: str,
+    prefix: str,
+) -> None:
+    """A full disk after the limit check: 503, nothing sent, nothing counted. The caller's retry
+    with the same key once the disk has room is accepted (not 429), and that one counts."""
+    store = hub.runtime_data.store
+    await asyncio.sleep(0)
+    faulty = WriteFault(store.store.db, prefix)
+    store.store._db = faulty
+    faulty.fault = sqlite3.OperationalError(DISK_FULL)
+    key = str(uuid.uuid4())
+    for _ in range(3):  # more than the relay's cooldown would allow, were failures counted
+        status, body = await execute(client, token, "ON", 1, key)
+        assert (status, body["code"]) == (503, "GATEWAY_UNAVAILABLE")
+        assert DISK_FULL not in body["message"]
+    assert faulty.writes >= 3
+    assert device.commands == []
+    faulty.fault = None
+
+    status, body = await execute(client, token, "ON", 1, key)
+    assert (status, body["data"]["status"]) == (202, "SUCCESS")
+    assert device.commands == [(1, {"id": body["data"]["id"], "action": "ON"})]
+    status, again = await execute(client, token, "ON", 1, key)
+    assert (status, again["data"]["id"]) == (202, body["data"]["id"])  # a replay, not counted
+    status, refused = await execute(client, token, "OFF", 1)
+    assert (status, refused["data"]["limit"]) == (429, "relay")
 
 
 # ---- refusals before acceptance -----------------------------------------------------------------

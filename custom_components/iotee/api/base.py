@@ -19,11 +19,13 @@ from homeassistant.components.http.ban import process_wrong_login
 from homeassistant.helpers.http import HomeAssistantView
 
 from custom_components.iotee.core.rights import Operation
+from custom_components.iotee.core.store import StoreFaultError
 
 from .auth import Principal, authenticate, authorize
 from .envelope import (
     AUTH_EXPIRED,
     AUTH_INVALID,
+    GATEWAY_UNAVAILABLE,
     INTERNAL_ERROR,
     METHOD_NOT_ALLOWED,
     ApiError,
@@ -144,6 +146,21 @@ class ApiView(HomeAssistantView):
             if err.code in (AUTH_INVALID, AUTH_EXPIRED):
                 await _count_failed_login(request)
             return err.response(request_id)
+        except StoreFaultError as err:
+            # The database failed (full, I/O error, locked too long): nothing was accepted, and
+            # the same request may well succeed once the fault clears.
+            _LOGGER.warning(
+                "The command store failed handling %s %s (request %s): %s",
+                request.method,
+                request.path,
+                request_id,
+                err,
+            )
+            return ApiError(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                GATEWAY_UNAVAILABLE,
+                "The command store cannot be used right now; nothing was sent. Try again later.",
+            ).response(request_id)
         except Exception:
             _LOGGER.exception(
                 "Unexpected error handling %s %s (request %s)",

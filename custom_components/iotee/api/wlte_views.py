@@ -11,6 +11,10 @@ no idempotency record, so the caller can reuse its key):
 5. the rate limits (429), counted only here, for requests that are about to be accepted;
 6. acceptance: the idempotency record is stored, then the command is created and published,
    then the request waits up to ``sync_wait`` for the device.
+
+A request that fails during acceptance (the store cannot be written, say) created nothing: its
+key is free again and its count is taken back from the rate limits, so the caller's retry with
+the same key is neither a replay nor a 429.
 """
 
 from __future__ import annotations
@@ -226,8 +230,7 @@ class WlteRelayCommandView(ApiView):
         inflight = self.api.inflight
         try:
             remembered = await self._remembered(op.engine, op.scope)
-            if remembered is None:
-                self._admit(call, op)
+            admitted_at = self._admit(call, op) if remembered is None else 0.0
         except BaseException:
             inflight.release(op.scope)
             raise
@@ -235,13 +238,15 @@ class WlteRelayCommandView(ApiView):
             inflight.resolve(op.scope, remembered.command_id)
             return await self._replay(call, op.engine, remembered, op.digest)
         accept = self.api.hass.async_create_task(
-            self._accept(call.principal.caller, op), "iotee wlte accept", eager_start=True
+            self._accept(call.principal.caller, op, admitted_at),
+            "iotee wlte accept",
+            eager_start=True,
         )
         record = await asyncio.shield(accept)
         return await self._respond(call, op.entry, op.engine, record)
 
-    def _admit(self, call: ApiRequest, op: _Operation) -> None:
-        """Refuse (503, 422, 429) or count the request against the rate limits."""
+    def _admit(self, call: ApiRequest, op: _Operation) -> float:
+        """Refuse (503, 422, 429) or count the request against the rate limits; return when."""
         if not mqtt.is_connected(self.api.hass):
             raise ApiError(
                 HTTPStatus.SERVICE_UNAVAILABLE,
@@ -254,10 +259,14 @@ class WlteRelayCommandView(ApiView):
                 DEVICE_OFFLINE,
                 f"Device {op.config.hardware_id} is offline.",
             )
-        self._rate_limit(call, op.entry, op.config, op.index)
+        return self._rate_limit(call, op.entry, op.config, op.index)
 
-    async def _accept(self, caller: str, op: _Operation) -> CommandRecord:
-        """Remember the key, then create and publish the command; end the claim either way."""
+    async def _accept(self, caller: str, op: _Operation, admitted_at: float) -> CommandRecord:
+        """Remember the key, then create and publish the command; end the claim either way.
+
+        When that fails nothing was accepted: the rate limits forget the request admitted at
+        ``admitted_at`` and the key is free again.
+        """
         inflight = self.api.inflight
         command_id = new_command_id()
         store = op.engine.store
@@ -279,6 +288,7 @@ class WlteRelayCommandView(ApiView):
                 )
                 raise
         except BaseException:
+            self.api.limiter.release(caller, op.config.hardware_id, op.index, admitted_at)
             inflight.release(op.scope)
             raise
         inflight.resolve(op.scope, command_id)
@@ -286,8 +296,8 @@ class WlteRelayCommandView(ApiView):
 
     def _rate_limit(
         self, call: ApiRequest, entry: IoteeConfigEntry, config: DeviceConfig, index: int
-    ) -> None:
-        """Count the request against the three limits, or refuse it with 429."""
+    ) -> float:
+        """Count the request against the three limits (return when), or refuse it with 429."""
         limiter = self.api.rate_limiter(entry)
         now = self.api.clock()
         caller = call.principal.caller
@@ -298,7 +308,7 @@ class WlteRelayCommandView(ApiView):
         }
         wait = limiter.acquire(caller, config.hardware_id, index, now)
         if wait <= 0:
-            return
+            return now
         seconds = retry_after_header(wait)
         raise ApiError(
             HTTPStatus.TOO_MANY_REQUESTS,
