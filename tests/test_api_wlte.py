@@ -409,15 +409,54 @@ async def test_records_kept_48_hours_then_forgotten(
     assert await store.idempotency_get("stale") is None
 
 
-async def test_replay_of_deleted_command_is_not_found(
-    hass: HomeAssistant, hub: MockConfigEntry, device: RelayDevice, client: TestClient, token: str
+@pytest.mark.parametrize("removal", ["REST delete", "REST purge", "purge action"])
+async def test_replay_after_delete_or_purge_answers_the_last_status(
+    hass: HomeAssistant,
+    hub: MockConfigEntry,
+    device: RelayDevice,
+    client: TestClient,
+    token: str,
+    removal: str,
 ) -> None:
-    """A key whose command was deleted answers 404 COMMAND_NOT_FOUND, never a new execution."""
+    """A key whose command was deleted or purged still replays, for its 48 hours: 202 with the
+    original command id and its last status, also after a restart; never a second execution."""
     key = str(uuid.uuid4())
-    _, first = await execute(client, token, "ON", 1, key)
-    assert await engine_of(hub).async_delete(first["data"]["id"])
-    status, body = await execute(client, token, "ON", 1, key)
-    assert (status, body["code"]) == (404, "COMMAND_NOT_FOUND")
+    _, first = await execute(client, token, "JOG", 2, key)
+    command_id = first["data"]["id"]
+    assert first["data"]["status"] == "SUCCESS"
+    admin = {"X-API-Key": (await api_of(hass).keys.async_create("admin", role="admin")).secret}
+    if removal == "REST delete":
+        response = await client.delete(f"/api/iotee/commands/{command_id}", headers=admin)
+        assert (response.status, (await checked(response))["deleted"]) == (200, command_id)
+    elif removal == "REST purge":
+        response = await client.post(
+            "/api/iotee/commands/purge", json={"older_than_days": 0}, headers=admin
+        )
+        assert (response.status, (await checked(response))["deleted"]) == (200, 1)
+    else:
+        purged = await hass.services.async_call(
+            DOMAIN, "purge_commands", {"older_than_days": 0}, blocking=True, return_response=True
+        )
+        assert purged["deleted"] == 1
+    assert await engine_of(hub).async_get(command_id) is None
+
+    for _ in range(2):  # before and after a restart of the hub
+        response = await client.post(
+            URL.format(device=WLTE_ID, relay=2), json={"action": "JOG"}, headers=headers(token, key)
+        )
+        replay = await checked(response)
+        assert response.status == 202
+        assert response.headers["Idempotent-Replayed"] == "true"
+        assert replay["data"] == first["data"]
+        assert await hass.config_entries.async_reload(hub.entry_id)
+        await hass.async_block_till_done()
+        await engine_subscribed(hass, hub)
+    status, conflict = await execute(client, token, "ON", 2, key)
+    assert (status, conflict["code"], conflict["data"]) == (
+        409,
+        "IDEMPOTENCY_CONFLICT",
+        {"id": command_id},
+    )
     assert len(device.commands) == 1
 
 

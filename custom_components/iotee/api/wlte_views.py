@@ -200,7 +200,10 @@ class WlteRelayCommandView(ApiView):
         remembered: IdempotencyEntry,
         digest: str,
     ) -> web.Response:
-        """Answer a repeated key: the original command as it stands now, or a conflict."""
+        """Answer a repeated key: the original command as it stands now, or a conflict.
+
+        A command deleted or purged since answers as it last was (the key keeps a snapshot).
+        """
         if remembered.body_hash != digest:
             raise ApiError(
                 HTTPStatus.CONFLICT,
@@ -208,8 +211,9 @@ class WlteRelayCommandView(ApiView):
                 "This Idempotency-Key was already used with a different request body.",
                 {"id": remembered.command_id},
             )
-        record = await engine.async_get(remembered.command_id)
+        record = await engine.async_get(remembered.command_id) or remembered.snapshot
         if record is None:
+            # Only a key whose command was deleted before keys kept snapshots (schema 1).
             raise ApiError(
                 HTTPStatus.NOT_FOUND,
                 COMMAND_NOT_FOUND,
