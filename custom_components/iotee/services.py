@@ -28,6 +28,7 @@ from .core.representation import command_to_dict
 from .core.rights import Operation
 from .core.store import StoreError
 from .engine import CommandEngine
+from .history import async_device_history
 from .runtime import loaded_engine
 from .user_rights import async_check_call
 
@@ -163,12 +164,14 @@ def async_setup_services(hass: HomeAssistant) -> None:
             hass, call, Operation.LIST_ALL if device is None else Operation.HISTORY
         )
         engine = _engine(hass)
-        if device is not None:
+        limit = call.data[ATTR_LIMIT]
+        if device is None:
+            records = await engine.async_list(None, limit)
+        else:
             try:
-                engine.device(device)
+                records = await async_device_history(engine, device, limit)
             except CommandError as err:
                 raise _validation_error(err) from err
-        records = await engine.async_list(device, call.data[ATTR_LIMIT])
         return {"commands": [command_to_dict(record) for record in records]}
 
     async def purge_commands(call: ServiceCall) -> ServiceResponse:

@@ -20,6 +20,7 @@ from custom_components.iotee.core.model import CommandRecord, isoformat_z
 from custom_components.iotee.core.representation import command_to_dict
 from custom_components.iotee.core.rights import Operation
 from custom_components.iotee.engine import CommandEngine
+from custom_components.iotee.history import async_device_history
 
 from .base import ApiRequest, ApiView, Route, read_json_object
 from .envelope import (
@@ -148,14 +149,12 @@ class DeviceCommandsView(_CommandsApiView):
         )
 
     async def history(self, call: ApiRequest) -> web.Response:
-        """Return a device's commands, newest first."""
+        """Return a device's commands, newest first (a removed device's by its hardware id)."""
         limit = parse_limit(call.request)
-        engine = self.engine()
         try:
-            config = engine.device(call.match["device_id"])
+            records = await async_device_history(self.engine(), call.match["device_id"], limit)
         except CommandError as err:
             raise command_error(err) from err
-        records = await engine.async_list(config.hardware_id, limit)
         return _history_response(records, call.request_id)
 
 
