@@ -232,19 +232,7 @@ async def test_hass_client_admin_token(
     assert (await checked(response)) == {"commands": [], "count": 0}
 
 
-# ---- authorization ------------------------------------------------------------------------------
-
-ALLOWED = {
-    "user key": {"control", "read", "any"},
-    "read key": {"read", "any"},
-    "control-only key": {"control", "read", "any"},
-    "scopeless key": {"any"},
-    "admin key": {"control", "read", "any", "admin"},
-    "scopeless admin key": {"any", "admin"},
-    "HA admin": {"control", "read", "any", "admin"},
-    "HA user": {"control", "read", "any"},
-    "HA read-only user": {"read", "any"},
-}
+# ---- authorization (every operation x every kind of caller: tests/test_rights.py) ---------------
 
 
 async def credentials(hass: HomeAssistant, kind: str) -> dict[str, str]:
@@ -262,25 +250,6 @@ async def credentials(hass: HomeAssistant, kind: str) -> dict[str, str]:
     group = {"HA admin": GROUP_ID_ADMIN, "HA user": GROUP_ID_USER}.get(kind, GROUP_ID_READ_ONLY)
     _, token = await user_token(hass, group)
     return {"Authorization": f"Bearer {token}"}
-
-
-@pytest.mark.parametrize("kind", list(ALLOWED))
-async def test_scopes_and_roles(
-    hass: HomeAssistant, hub: MockConfigEntry, client: TestClient, local_auth: Any, kind: str
-) -> None:
-    """Each caller reaches exactly the endpoints its scopes and role allow; others: 403."""
-    headers = await credentials(hass, kind)
-    engine = engine_of(hub)
-    for method, path, access in ENDPOINTS:
-        command = (await engine.async_submit(WLTE_ID, "ON", relay=3, source="test")).command_id
-        await engine.async_submit(WLTE_ID, "OFF", relay=3, source="test")  # fails the first
-        moment = float(len(path) * 1000 + len(method))  # past every cooldown of earlier calls
-        hass.data[DATA_API].clock = lambda moment=moment: moment
-        status, body = await request(client, method, path, headers, command)
-        if access in ALLOWED[kind]:
-            assert status < 400, (kind, method, path, body)
-        else:
-            assert (status, body["code"]) == (403, "AUTH_SCOPE_DENIED"), (kind, method, path)
 
 
 async def test_read_only_user_cannot_control(

@@ -7,12 +7,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from homeassistant.components import mqtt
+from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.iotee.api.state import DATA_API
 from custom_components.iotee.const import CONF_SYNC_WAIT
+from custom_components.iotee.core.errors import UnknownDeviceError
 from custom_components.iotee.core.model import CommandStatus
 
 from .api_openapi import LockDevice, RelayDevice, checked
@@ -295,6 +298,37 @@ async def test_history_unknown_device_is_404(
     assert (status, body["code"]) == (404, "DEVICE_NOT_FOUND")
 
 
+def subentry_of(hub: MockConfigEntry, hardware_id: str) -> ConfigSubentry:
+    """The device subentry of ``hardware_id``."""
+    return next(sub for sub in hub.subentries.values() if sub.data["hardware_id"] == hardware_id)
+
+
+async def test_history_of_a_removed_device_stays_queryable(
+    hass: HomeAssistant, hub: MockConfigEntry, client: TestClient, user_key: str
+) -> None:
+    """A removed device's history is served by its hardware id (README: it "stays
+    queryable"); 404 only for an id with neither a configured device nor a stored command."""
+    engine = engine_of(hub)
+    first = await engine.async_submit(LOCK_ID, "lock", source="test")
+    second = await engine.async_submit(LOCK_ID, "unlock", source="test")
+    device_id = engine.device(LOCK_ID).device_id
+    assert hass.config_entries.async_remove_subentry(hub, subentry_of(hub, LOCK_ID).subentry_id)
+    await hass.async_block_till_done()
+    with pytest.raises(UnknownDeviceError):
+        engine_of(hub).device(LOCK_ID)
+
+    status, body, _ = await call(client, "GET", f"/devices/{LOCK_ID}/commands", user_key)
+    assert status == 200
+    assert [c["command_id"] for c in body["commands"]] == [second.command_id, first.command_id]
+    assert body["count"] == 2
+    status, body, _ = await call(client, "GET", f"/devices/{LOCK_ID}/commands?limit=1", user_key)
+    assert [c["command_id"] for c in body["commands"]] == [second.command_id]
+    # Its Home Assistant device id went with it; an id never seen is unknown as before.
+    for ref in (device_id, "NOPE"):
+        status, body, _ = await call(client, "GET", f"/devices/{ref}/commands", user_key)
+        assert (status, body["code"]) == (404, "DEVICE_NOT_FOUND")
+
+
 async def test_list_all_is_admin_only(
     hass: HomeAssistant, hub: MockConfigEntry, client: TestClient, user_key: str, admin_key: str
 ) -> None:
@@ -373,6 +407,55 @@ async def test_retry_failed_or_timed_out_command(
     assert headers["Location"] == f"{BASE}/commands/{new['command_id']}"
     status, body, _ = await call(client, "POST", "/commands/nope/retry", admin_key)
     assert (status, body["code"]) == (404, "COMMAND_NOT_FOUND")
+
+
+async def test_retry_after_relay_count_lowered_is_400(
+    hass: HomeAssistant, hub: MockConfigEntry, client: TestClient, admin_key: str
+) -> None:
+    """A failed command on relay 3 of a device reconfigured to 2 relays: retry is 400 (as
+    documented), nothing is created."""
+    engine = engine_of(hub)
+    original = await engine.async_submit(WLTE_ID, "ON", relay=3, source="test")
+    await engine.async_submit(WLTE_ID, "OFF", relay=3, source="test")  # supersedes: failed
+    subentry = subentry_of(hub, WLTE_ID)
+    assert hass.config_entries.async_update_subentry(
+        hub, subentry, data={**subentry.data, "relays": 2, "relay_locks": []}
+    )
+    await hass.async_block_till_done()
+    await wait_for(lambda: engine_of(hub).devices[WLTE_ID].relays == 2)
+    status, body, _ = await call(
+        client, "POST", f"/commands/{original.command_id}/retry", admin_key
+    )
+    assert (status, body["code"]) == (400, "INVALID_REQUEST")
+    assert "relay 3" in body["message"]
+    assert len(await engine_of(hub).async_list(WLTE_ID)) == 2
+
+
+async def test_send_while_mqtt_is_down_is_201_failed(
+    hass: HomeAssistant,
+    hub: MockConfigEntry,
+    client: TestClient,
+    user_key: str,
+    admin_key: str,
+    mosquitto: Mosquitto,
+) -> None:
+    """HA's MQTT client disconnected: the Commands API is not a 503 (that is the WLTE API); it
+    records the command and answers 201 with it failed (publish_failed), retry likewise."""
+    await hass.async_add_executor_job(mosquitto.stop)
+    await wait_for(lambda: not mqtt.is_connected(hass))
+    status, body, _ = await call(
+        client, "POST", f"/devices/{LOCK_ID}/commands", user_key, {"command": "lock"}
+    )
+    assert (status, body["status"], body["error_code"]) == (201, "failed", "publish_failed")
+    status, retried, _ = await call(
+        client, "POST", f"/commands/{body['command_id']}/retry", admin_key
+    )
+    assert status == 201
+    assert (retried["new_command"]["status"], retried["new_command"]["error_code"]) == (
+        "failed",
+        "publish_failed",
+    )
+    assert len(await engine_of(hub).async_list(LOCK_ID)) == 2
 
 
 async def test_purge(

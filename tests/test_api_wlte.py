@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncGenerator
 from datetime import timedelta
 import json
+import sqlite3
 from typing import Any
 from unittest.mock import Mock, patch
 import uuid
@@ -36,6 +37,7 @@ from custom_components.iotee.engine import CommandEngine
 from .api_openapi import RelayDevice, checked
 from .broker import Mosquitto, PahoPeer
 from .conftest import wait_for
+from .core.test_store_faults import DISK_FULL, FaultyConnection
 from .helpers import LOCK_ID, TASMOTA_ID, WLTE_ID, engine_of, engine_subscribed, setup_hub
 
 URL = "/api/iotee/wlte/v1/devices/{device}/relays/{relay}/commands"
@@ -407,15 +409,54 @@ async def test_records_kept_48_hours_then_forgotten(
     assert await store.idempotency_get("stale") is None
 
 
-async def test_replay_of_deleted_command_is_not_found(
-    hass: HomeAssistant, hub: MockConfigEntry, device: RelayDevice, client: TestClient, token: str
+@pytest.mark.parametrize("removal", ["REST delete", "REST purge", "purge action"])
+async def test_replay_after_delete_or_purge_answers_the_last_status(
+    hass: HomeAssistant,
+    hub: MockConfigEntry,
+    device: RelayDevice,
+    client: TestClient,
+    token: str,
+    removal: str,
 ) -> None:
-    """A key whose command was deleted answers 404 COMMAND_NOT_FOUND, never a new execution."""
+    """A key whose command was deleted or purged still replays, for its 48 hours: 202 with the
+    original command id and its last status, also after a restart; never a second execution."""
     key = str(uuid.uuid4())
-    _, first = await execute(client, token, "ON", 1, key)
-    assert await engine_of(hub).async_delete(first["data"]["id"])
-    status, body = await execute(client, token, "ON", 1, key)
-    assert (status, body["code"]) == (404, "COMMAND_NOT_FOUND")
+    _, first = await execute(client, token, "JOG", 2, key)
+    command_id = first["data"]["id"]
+    assert first["data"]["status"] == "SUCCESS"
+    admin = {"X-API-Key": (await api_of(hass).keys.async_create("admin", role="admin")).secret}
+    if removal == "REST delete":
+        response = await client.delete(f"/api/iotee/commands/{command_id}", headers=admin)
+        assert (response.status, (await checked(response))["deleted"]) == (200, command_id)
+    elif removal == "REST purge":
+        response = await client.post(
+            "/api/iotee/commands/purge", json={"older_than_days": 0}, headers=admin
+        )
+        assert (response.status, (await checked(response))["deleted"]) == (200, 1)
+    else:
+        purged = await hass.services.async_call(
+            DOMAIN, "purge_commands", {"older_than_days": 0}, blocking=True, return_response=True
+        )
+        assert purged["deleted"] == 1
+    assert await engine_of(hub).async_get(command_id) is None
+
+    for _ in range(2):  # before and after a restart of the hub
+        response = await client.post(
+            URL.format(device=WLTE_ID, relay=2), json={"action": "JOG"}, headers=headers(token, key)
+        )
+        replay = await checked(response)
+        assert response.status == 202
+        assert response.headers["Idempotent-Replayed"] == "true"
+        assert replay["data"] == first["data"]
+        assert await hass.config_entries.async_reload(hub.entry_id)
+        await hass.async_block_till_done()
+        await engine_subscribed(hass, hub)
+    status, conflict = await execute(client, token, "ON", 2, key)
+    assert (status, conflict["code"], conflict["data"]) == (
+        409,
+        "IDEMPOTENCY_CONFLICT",
+        {"id": command_id},
+    )
     assert len(device.commands) == 1
 
 
@@ -470,9 +511,62 @@ async def test_failed_submit_frees_the_key(
     assert (status, body["code"]) == (500, "INTERNAL_ERROR")
     assert "secret" not in json.dumps(body)
     assert "Traceback" not in json.dumps(body)
-    api_of(hass).clock = lambda: 1e9  # past the cooldown the failed attempt used
+    # Nothing was accepted, so nothing was counted: no relay cooldown to wait for.
     status, body = await execute(client, token, "ON", 1, key)
     assert (status, body["data"]["status"]) == (202, "SUCCESS")
+
+
+class WriteFault(FaultyConnection):
+    """Fails only the writes whose SQL starts with ``prefix`` (the rest of the store works)."""
+
+    def __init__(self, db: Any, prefix: str) -> None:
+        """Wrap ``db``; fail the writes starting with ``prefix`` while ``fault`` is set."""
+        super().__init__(db)
+        self.prefix = prefix
+
+    def _check(self, sql: str) -> None:
+        if sql.lstrip().upper().startswith(self.prefix):
+            super()._check(sql)
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        pytest.param("REPLACE INTO IDEMPOTENCY", id="storing the key fails"),
+        pytest.param("INSERT INTO COMMANDS", id="storing the command fails"),
+    ],
+)
+async def test_store_fault_spends_no_rate_limit(
+    hass: HomeAssistant,
+    hub: MockConfigEntry,
+    device: RelayDevice,
+    client: TestClient,
+    token: str,
+    prefix: str,
+) -> None:
+    """A full disk after the limit check: 503, nothing sent, nothing counted. The caller's retry
+    with the same key once the disk has room is accepted (not 429), and that one counts."""
+    store = hub.runtime_data.store
+    await asyncio.sleep(0)
+    faulty = WriteFault(store.store.db, prefix)
+    store.store._db = faulty
+    faulty.fault = sqlite3.OperationalError(DISK_FULL)
+    key = str(uuid.uuid4())
+    for _ in range(3):  # more than the relay's cooldown would allow, were failures counted
+        status, body = await execute(client, token, "ON", 1, key)
+        assert (status, body["code"]) == (503, "GATEWAY_UNAVAILABLE")
+        assert DISK_FULL not in body["message"]
+    assert faulty.writes >= 3
+    assert device.commands == []
+    faulty.fault = None
+
+    status, body = await execute(client, token, "ON", 1, key)
+    assert (status, body["data"]["status"]) == (202, "SUCCESS")
+    assert device.commands == [(1, {"id": body["data"]["id"], "action": "ON"})]
+    status, again = await execute(client, token, "ON", 1, key)
+    assert (status, again["data"]["id"]) == (202, body["data"]["id"])  # a replay, not counted
+    status, refused = await execute(client, token, "OFF", 1)
+    assert (status, refused["data"]["limit"]) == (429, "relay")
 
 
 # ---- refusals before acceptance -----------------------------------------------------------------

@@ -134,6 +134,19 @@ async def test_get_commands_and_purge(
     assert purged["cutoff_date"].endswith("Z")
 
 
+async def test_get_commands_of_a_removed_device(hass: HomeAssistant, hub: MockConfigEntry) -> None:
+    """A removed device's history stays queryable by its hardware id, as through REST."""
+    sent = await service(hass, "send_command", {"device": LOCK_ID, "command": "reboot"})
+    subentry = next(s for s in hub.subentries.values() if s.data["hardware_id"] == LOCK_ID)
+    assert hass.config_entries.async_remove_subentry(hub, subentry.subentry_id)
+    await hass.async_block_till_done()
+    listed = await service(hass, "get_commands", {"device": LOCK_ID})
+    assert [c["command_id"] for c in listed["commands"]] == [sent["command_id"]]
+    with pytest.raises(ServiceValidationError) as err:
+        await service(hass, "get_commands", {"device": "nope"})
+    assert err.value.translation_key == "unknown_device"
+
+
 @pytest.mark.parametrize(
     ("name", "data", "key"),
     [

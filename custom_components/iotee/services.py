@@ -1,4 +1,10 @@
-"""Service actions: send, retry, list and purge tracked commands; each returns response data."""
+"""Service actions: send, retry, list and purge tracked commands; each returns response data.
+
+Each action checks its caller against ``core.rights`` (``user_rights.async_check_call``), the same
+table the REST API uses: sending needs control permission, one device's history read, every
+device's commands admin, retrying admin and control, purging admin. Calls without a user
+(automations, scripts) are the system and allowed.
+"""
 
 from __future__ import annotations
 
@@ -13,16 +19,18 @@ from homeassistant.core import (
 )
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
-from homeassistant.helpers.service import async_register_admin_service
 import probatio as vol  # HA's schema library; `voluptuous` resolves to its shim at run time
 
 from .const import DOMAIN
 from .core.errors import CommandError
 from .core.model import isoformat_z
 from .core.representation import command_to_dict
+from .core.rights import Operation
 from .core.store import StoreError
 from .engine import CommandEngine
-from .runtime import IoteeConfigEntry
+from .history import async_device_history
+from .runtime import loaded_engine
+from .user_rights import async_check_call
 
 ATTR_DEVICE = "device"
 ATTR_COMMAND = "command"
@@ -74,10 +82,10 @@ PURGE_COMMANDS_SCHEMA = vol.Schema(
 
 
 def _engine(hass: HomeAssistant) -> CommandEngine:
-    entries: list[IoteeConfigEntry] = hass.config_entries.async_loaded_entries(DOMAIN)
-    if not entries:
+    engine = loaded_engine(hass)
+    if engine is None:
         raise ServiceValidationError(translation_domain=DOMAIN, translation_key="not_loaded")
-    return entries[0].runtime_data.engine
+    return engine
 
 
 def _validation_error(err: CommandError) -> ServiceValidationError:
@@ -103,6 +111,7 @@ async def _async_send(
     relay: int | None,
     params: dict[str, Any] | None,
 ) -> ServiceResponse:
+    await async_check_call(hass, call, Operation.SEND)
     engine = _engine(hass)
     try:
         record = await engine.async_submit(
@@ -133,6 +142,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
         return await _async_send(hass, call, call.data[ATTR_ACTION], call.data[ATTR_RELAY], None)
 
     async def retry_command(call: ServiceCall) -> ServiceResponse:
+        await async_check_call(hass, call, Operation.RETRY)
         engine = _engine(hass)
         try:
             record = await engine.async_retry(
@@ -149,17 +159,23 @@ def async_setup_services(hass: HomeAssistant) -> None:
         return command_to_dict(record)
 
     async def get_commands(call: ServiceCall) -> ServiceResponse:
-        engine = _engine(hass)
         device = call.data.get(ATTR_DEVICE)
-        if device is not None:
+        await async_check_call(
+            hass, call, Operation.LIST_ALL if device is None else Operation.HISTORY
+        )
+        engine = _engine(hass)
+        limit = call.data[ATTR_LIMIT]
+        if device is None:
+            records = await engine.async_list(None, limit)
+        else:
             try:
-                engine.device(device)
+                records = await async_device_history(engine, device, limit)
             except CommandError as err:
                 raise _validation_error(err) from err
-        records = await engine.async_list(device, call.data[ATTR_LIMIT])
         return {"commands": [command_to_dict(record) for record in records]}
 
     async def purge_commands(call: ServiceCall) -> ServiceResponse:
+        await async_check_call(hass, call, Operation.PURGE)
         engine = _engine(hass)
         cutoff, deleted = await engine.async_purge(call.data[ATTR_OLDER_THAN_DAYS])
         return {"success": True, "cutoff_date": isoformat_z(cutoff), "deleted": deleted}
@@ -168,6 +184,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
         (SERVICE_SEND_COMMAND, send_command, SEND_COMMAND_SCHEMA),
         (SERVICE_RELAY_COMMAND, relay_command, RELAY_COMMAND_SCHEMA),
         (SERVICE_RETRY_COMMAND, retry_command, RETRY_COMMAND_SCHEMA),
+        (SERVICE_PURGE_COMMANDS, purge_commands, PURGE_COMMANDS_SCHEMA),
     ):
         hass.services.async_register(
             DOMAIN, name, handler, schema, supports_response=SupportsResponse.OPTIONAL
@@ -178,12 +195,4 @@ def async_setup_services(hass: HomeAssistant) -> None:
         get_commands,
         GET_COMMANDS_SCHEMA,
         supports_response=SupportsResponse.ONLY,
-    )
-    async_register_admin_service(
-        hass,
-        DOMAIN,
-        SERVICE_PURGE_COMMANDS,
-        purge_commands,
-        PURGE_COMMANDS_SCHEMA,
-        supports_response=SupportsResponse.OPTIONAL,
     )

@@ -230,6 +230,38 @@ def test_refused_by_one_limit_counts_on_none() -> None:
     assert limiter.acquire("c", "dev", 3, 1.0) == 59.0
 
 
+def test_release_takes_back_exactly_one_admission() -> None:
+    """A command admitted but not accepted after all gives every limit its slot back."""
+    limiter = RelayRateLimiter(per_caller=(2, 60.0), per_device=(2, 10.0), relay_cooldown=3.0)
+    assert limiter.acquire("c", "dev", 1, 0.0) == 0.0
+    assert limiter.acquire("c", "dev", 2, 1.0) == 0.0
+    limiter.release("c", "dev", 2, 1.0)
+    # Relay 2 is not cooling down, and the device and caller have their second slot again.
+    assert limiter.acquire("c", "dev", 2, 1.5) == 0.0
+    # The accepted command at t=0 still counts everywhere.
+    assert limiter.acquire("c", "dev", 1, 2.0) == 58.0
+    assert limiter.acquire("c2", "dev", 3, 2.0) == 8.0
+
+
+def test_release_keeps_other_admissions() -> None:
+    """Releasing one admission leaves others (same caller, device, even the same moment) alone."""
+    limiter = RelayRateLimiter(per_caller=(3, 60.0), per_device=(3, 10.0), relay_cooldown=3.0)
+    assert limiter.acquire("c", "dev", 1, 0.0) == 0.0
+    assert limiter.acquire("c", "dev", 2, 0.0) == 0.0
+    limiter.release("c", "dev", 2, 0.0)
+    assert len(limiter.per_caller._hits["c"]) == 1
+    assert len(limiter.per_device._hits["dev"]) == 1
+    assert limiter.relay_cooldown.retry_after(("dev", 1), 1.0) == 2.0
+    # Releasing what is not (or no longer) counted changes nothing.
+    limiter.release("c", "dev", 2, 0.0)
+    limiter.release("other", "dev9", 7, 5.0)
+    assert limiter.acquire("c", "dev", 1, 1.0) == 2.0
+    # A stale release does not cancel the cooldown of a later admission on the relay.
+    assert limiter.acquire("c", "dev", 1, 100.0) == 0.0
+    limiter.release("c", "dev", 1, 0.0)
+    assert limiter.relay_cooldown.retry_after(("dev", 1), 101.0) == 2.0
+
+
 def test_reconfigure_keeps_history() -> None:
     limiter = RelayRateLimiter()
     for relay in range(5):

@@ -83,9 +83,9 @@ def ids(records: list[CommandRecord]) -> list[str]:
 
 
 def test_open_creates_schema_and_wal(store: CommandStore, db_path: Path) -> None:
-    assert SCHEMA_VERSION == 1
-    assert store.schema_version == 1
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert SCHEMA_VERSION == 2
+    assert store.schema_version == 2
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 2
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {
         row[0] for row in store.db.execute("SELECT name FROM sqlite_master WHERE type='table'")
@@ -359,7 +359,7 @@ def test_reopen_keeps_data(db_path: Path) -> None:
     try:
         assert second.get("keep") == record
         assert second.idempotency_get("scope") == IdempotencyEntry("scope", "hash", "keep", T0)
-        assert second.schema_version == 1
+        assert second.schema_version == SCHEMA_VERSION
     finally:
         second.close()
 
@@ -406,7 +406,7 @@ def test_failed_migration_leaves_nothing_behind(
     store = CommandStore(db_path)
     store.open()  # the migration is retried from scratch, not stuck half-done
     try:
-        assert store.schema_version == 1
+        assert store.schema_version == SCHEMA_VERSION
         store.insert(make_record("ok"))
         assert store.count() == 1
     finally:
@@ -432,12 +432,87 @@ def test_idempotency(store: CommandStore) -> None:
     assert store.idempotency_purge(T0 + timedelta(hours=24)) == 0
 
 
-def test_idempotency_is_independent_of_commands(store: CommandStore) -> None:
-    store.insert(make_record("c1"))
+def test_idempotency_outlives_a_deleted_command(store: CommandStore) -> None:
+    """Deleting a command keeps the key, with a snapshot of the command's last state."""
+    record = finished("c1", CommandStatus.COMPLETED, relay=2, params={"a": [1, 2]})
+    store.insert(record)
     store.idempotency_put(IdempotencyEntry("s1", "h1", "c1", T0))
+    store.idempotency_put(IdempotencyEntry("s2", "h2", "c1", T0))  # two keys, one command
+    store.insert(make_record("other"))
+    store.idempotency_put(IdempotencyEntry("s3", "h3", "other", T0))
+    assert store.idempotency_get("s1") == IdempotencyEntry("s1", "h1", "c1", T0)
     assert store.delete("c1") is True
-    assert store.idempotency_get("s1") is not None
+    assert store.idempotency_get("s1") == IdempotencyEntry("s1", "h1", "c1", T0, record)
+    assert store.idempotency_get("s2") == IdempotencyEntry("s2", "h2", "c1", T0, record)
+    assert store.idempotency_get("s3") == IdempotencyEntry("s3", "h3", "other", T0)
     assert store.purge(T0 + timedelta(days=365)) == 0
+
+
+def test_idempotency_outlives_a_purged_command(store: CommandStore) -> None:
+    """Purging keeps each keyed command's last state with its key, in chunks or in one go;
+    open commands stay and keep no snapshot."""
+    cutoff = T0 + timedelta(days=1)
+    done = [finished(f"done-{n}", CommandStatus.FAILED, created_at=T0) for n in range(5)]
+    opened = finished("open", CommandStatus.PUBLISHED, created_at=T0)
+    for n, record in enumerate([*done, opened]):
+        store.insert(record)
+        store.idempotency_put(IdempotencyEntry(f"s{n}", "h", record.command_id, T0))
+    assert store.purge_some(cutoff, chunk=2, pause=lambda: True) == (5, False)
+    while not store.purge_some(cutoff, chunk=2, pause=lambda: True)[1]:
+        pass
+    for n, record in enumerate(done):
+        assert store.idempotency_get(f"s{n}") == IdempotencyEntry(
+            f"s{n}", "h", record.command_id, T0, record
+        )
+    assert store.idempotency_get("s5") == IdempotencyEntry("s5", "h", "open", T0)
+
+    # Only open records before the cutoff: the purge ends in one go, still keeping snapshots.
+    late = finished("late", CommandStatus.TIMEOUT, created_at=T0 + timedelta(hours=1))
+    store.insert(late)
+    store.idempotency_put(IdempotencyEntry("s-late", "h", "late", T0))
+    assert store.purge_some(cutoff, chunk=1, pause=lambda: True) == (1, True)
+    assert store.idempotency_get("s-late") == IdempotencyEntry("s-late", "h", "late", T0, late)
+
+
+def test_snapshot_of_a_deleted_command_is_its_kept_update(store: CommandStore) -> None:
+    """A status change not yet written (the store was failing) is what the snapshot shows."""
+    record = finished("c1", CommandStatus.PUBLISHED)
+    store.insert(record)
+    store.idempotency_put(IdempotencyEntry("s1", "h1", "c1", T0))
+    record.transition(CommandStatus.COMPLETED, T0 + timedelta(seconds=3))
+    store._pending["c1"] = record_row(record)  # as update_row keeps a row it could not write
+    assert store.delete("c1") is True
+    entry = store.idempotency_get("s1")
+    assert entry is not None
+    assert entry.snapshot == record
+    assert entry.snapshot.status is CommandStatus.COMPLETED
+    assert store.pending_writes == 0
+
+
+def test_schema_1_is_migrated_keeping_keys(db_path: Path) -> None:
+    """A store of schema 1 (no snapshots) opens as schema 2 with its keys and commands."""
+    db_path.parent.mkdir(parents=True)
+    db = sqlite3.connect(db_path)
+    for statement in store_module._MIGRATIONS[1]:
+        db.execute(statement)
+    db.execute("PRAGMA user_version=1")
+    db.execute(
+        "INSERT INTO idempotency (scope, body_hash, command_id, created_at) VALUES (?,?,?,?)",
+        ("s1", "h1", "c1", T0.timestamp()),
+    )
+    db.commit()
+    db.close()
+    store = CommandStore(db_path)
+    assert store.open() is None
+    try:
+        assert store.schema_version == 2
+        assert store.idempotency_get("s1") == IdempotencyEntry("s1", "h1", "c1", T0)
+        record = finished("c1", CommandStatus.COMPLETED)
+        store.insert(record)
+        assert store.delete("c1") is True
+        assert store.idempotency_get("s1") == IdempotencyEntry("s1", "h1", "c1", T0, record)
+    finally:
+        store.close()
 
 
 def test_memory_store() -> None:

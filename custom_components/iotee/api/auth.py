@@ -3,27 +3,34 @@
 Credentials come in ``X-API-Key: <token>`` or ``Authorization: Bearer <token>`` (``X-API-Key`` wins
 when both are sent). A token starting with ``ik_`` is an integration API key; anything else is
 checked as a Home Assistant access token. Keys carry a role and scopes; Home Assistant users get
-every scope, except read-only users (no control permission), who get ``device:read`` only, and
-only administrators reach admin endpoints.
+the rights ``user_rights.user_scopes`` gives them. What each operation needs is the table in
+``core.rights``, the same for every door (REST, actions, websocket).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from http import HTTPStatus
 from typing import Final
 
 from aiohttp import hdrs, web
 from homeassistant.auth import jwt_wrapper
 from homeassistant.auth.models import User
-from homeassistant.auth.permissions.const import POLICY_CONTROL
 from homeassistant.components.http.auth import SIGN_QUERY_PARAM
 from homeassistant.components.http.auth_util import async_user_not_allowed_do_auth
 from homeassistant.components.http.const import KEY_HASS_USER, is_supervisor_unix_socket_request
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.http import KEY_AUTHENTICATED
 import jwt
+
+from custom_components.iotee.core.rights import (
+    SCOPE_CONTROL,
+    SCOPE_READ,
+    Operation,
+    Right,
+    missing,
+)
+from custom_components.iotee.user_rights import user_scopes
 
 from .envelope import (
     AUTH_EXPIRED,
@@ -32,30 +39,10 @@ from .envelope import (
     AUTH_SCOPE_DENIED,
     ApiError,
 )
-from .keys import (
-    SCOPE_DEVICE_CONTROL,
-    SCOPE_DEVICE_READ,
-    SCOPES,
-    ApiKeyManager,
-    Role,
-    looks_like_key,
-)
+from .keys import ApiKeyManager, Role, looks_like_key
 
 HEADER_API_KEY: Final = "X-API-Key"
 REALM: Final = 'Bearer realm="iotee"'
-
-
-class Access(StrEnum):
-    """What an endpoint needs."""
-
-    READ = "read"
-    """``device:read`` or ``device:control``."""
-    CONTROL = "control"
-    """``device:control``."""
-    ADMIN = "admin"
-    """An admin key or a Home Assistant administrator."""
-    ANY = "any"
-    """Any valid credential."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,41 +152,34 @@ def authenticate(hass: HomeAssistant, keys: ApiKeyManager, request: web.Request)
             raise _unauthorized(
                 AUTH_INVALID, "This user may not authenticate from here.", "invalid_token"
             )
-    if user.is_admin or user.permissions.access_all_entities(POLICY_CONTROL):
-        scopes = frozenset(SCOPES)
-    else:
-        scopes = frozenset({SCOPE_DEVICE_READ})
     return Principal(
-        caller=f"user:{user.id}", is_admin=user.is_admin, scopes=scopes, user_id=user.id
+        caller=f"user:{user.id}", is_admin=user.is_admin, scopes=user_scopes(user), user_id=user.id
     )
 
 
-def authorize(principal: Principal, access: Access) -> None:
-    """Raise 403 AUTH_SCOPE_DENIED unless ``principal`` may use an endpoint needing ``access``."""
-    if access is Access.ANY:
+def authorize(principal: Principal, operation: Operation | None) -> None:
+    """Raise 403 AUTH_SCOPE_DENIED unless ``principal`` may perform ``operation``.
+
+    ``None`` is an endpoint any valid credential may use. The refusal names the first right
+    lacking: the admin role, else the scope (``data.requiredScope``).
+    """
+    if operation is None:
         return
-    if access is Access.ADMIN:
-        if not principal.is_admin:
-            raise ApiError(
-                HTTPStatus.FORBIDDEN,
-                AUTH_SCOPE_DENIED,
-                "This endpoint is for administrators (an admin API key or an administrator).",
-                headers={hdrs.WWW_AUTHENTICATE: f'{REALM}, error="insufficient_scope"'},
-            )
+    lacking = missing(operation, is_admin=principal.is_admin, scopes=principal.scopes)
+    if not lacking:
         return
-    if access is Access.CONTROL:
-        needed = SCOPE_DEVICE_CONTROL
-        allowed = SCOPE_DEVICE_CONTROL in principal.scopes
-    else:
-        needed = SCOPE_DEVICE_READ
-        allowed = bool({SCOPE_DEVICE_READ, SCOPE_DEVICE_CONTROL} & principal.scopes)
-    if not allowed:
+    if lacking[0] is Right.ADMIN:
         raise ApiError(
             HTTPStatus.FORBIDDEN,
             AUTH_SCOPE_DENIED,
-            f"The credential lacks the scope {needed}.",
-            data={"requiredScope": needed},
-            headers={
-                hdrs.WWW_AUTHENTICATE: f'{REALM}, error="insufficient_scope", scope="{needed}"'
-            },
+            "This endpoint is for administrators (an admin API key or an administrator).",
+            headers={hdrs.WWW_AUTHENTICATE: f'{REALM}, error="insufficient_scope"'},
         )
+    needed = SCOPE_CONTROL if lacking[0] is Right.CONTROL else SCOPE_READ
+    raise ApiError(
+        HTTPStatus.FORBIDDEN,
+        AUTH_SCOPE_DENIED,
+        f"The credential lacks the scope {needed}.",
+        data={"requiredScope": needed},
+        headers={hdrs.WWW_AUTHENTICATE: f'{REALM}, error="insufficient_scope", scope="{needed}"'},
+    )

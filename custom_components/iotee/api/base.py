@@ -18,10 +18,14 @@ from aiohttp import hdrs, web
 from homeassistant.components.http.ban import process_wrong_login
 from homeassistant.helpers.http import HomeAssistantView
 
-from .auth import Access, Principal, authenticate, authorize
+from custom_components.iotee.core.rights import Operation
+from custom_components.iotee.core.store import StoreFaultError
+
+from .auth import Principal, authenticate, authorize
 from .envelope import (
     AUTH_EXPIRED,
     AUTH_INVALID,
+    GATEWAY_UNAVAILABLE,
     INTERNAL_ERROR,
     METHOD_NOT_ALLOWED,
     ApiError,
@@ -52,10 +56,11 @@ type Handler = Callable[[ApiRequest], Awaitable[web.Response]]
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """The handler of one method of a view and what it needs."""
+    """The handler of one method of a view and the operation it performs."""
 
     handler: str
-    access: Access
+    operation: Operation | None
+    """What ``core.rights`` says the caller needs; None: any valid credential."""
 
 
 def _reject_constant(name: str) -> Any:
@@ -141,6 +146,21 @@ class ApiView(HomeAssistantView):
             if err.code in (AUTH_INVALID, AUTH_EXPIRED):
                 await _count_failed_login(request)
             return err.response(request_id)
+        except StoreFaultError as err:
+            # The database failed (full, I/O error, locked too long): nothing was accepted, and
+            # the same request may well succeed once the fault clears.
+            _LOGGER.warning(
+                "The command store failed handling %s %s (request %s): %s",
+                request.method,
+                request.path,
+                request_id,
+                err,
+            )
+            return ApiError(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                GATEWAY_UNAVAILABLE,
+                "The command store cannot be used right now; nothing was sent. Try again later.",
+            ).response(request_id)
         except Exception:
             _LOGGER.exception(
                 "Unexpected error handling %s %s (request %s)",
@@ -170,7 +190,7 @@ class ApiView(HomeAssistantView):
             )
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             raise _too_large()
-        authorize(principal, route.access)
+        authorize(principal, route.operation)
         handler: Handler = getattr(self, route.handler)
         return await handler(ApiRequest(request, request_id, principal, match))
 

@@ -18,9 +18,10 @@ from custom_components.iotee.core.errors import (
 )
 from custom_components.iotee.core.model import CommandRecord, isoformat_z
 from custom_components.iotee.core.representation import command_to_dict
+from custom_components.iotee.core.rights import Operation
 from custom_components.iotee.engine import CommandEngine
+from custom_components.iotee.history import async_device_history
 
-from .auth import Access
 from .base import ApiRequest, ApiView, Route, read_json_object
 from .envelope import (
     COMMAND_NOT_FOUND,
@@ -88,8 +89,8 @@ class DeviceCommandsView(_CommandsApiView):
     url = f"{BASE_URL}/devices/{{device_id}}/commands"
     name = "api:iotee:device_commands"
     routes = {
-        "POST": Route("send", Access.CONTROL),
-        "GET": Route("history", Access.READ),
+        "POST": Route("send", Operation.SEND),
+        "GET": Route("history", Operation.HISTORY),
     }
 
     async def send(self, call: ApiRequest) -> web.Response:
@@ -148,14 +149,12 @@ class DeviceCommandsView(_CommandsApiView):
         )
 
     async def history(self, call: ApiRequest) -> web.Response:
-        """Return a device's commands, newest first."""
+        """Return a device's commands, newest first (a removed device's by its hardware id)."""
         limit = parse_limit(call.request)
-        engine = self.engine()
         try:
-            config = engine.device(call.match["device_id"])
+            records = await async_device_history(self.engine(), call.match["device_id"], limit)
         except CommandError as err:
             raise command_error(err) from err
-        records = await engine.async_list(config.hardware_id, limit)
         return _history_response(records, call.request_id)
 
 
@@ -170,7 +169,7 @@ class CommandsView(_CommandsApiView):
 
     url = f"{BASE_URL}/commands"
     name = "api:iotee:commands"
-    routes = {"GET": Route("list_all", Access.ADMIN)}
+    routes = {"GET": Route("list_all", Operation.LIST_ALL)}
 
     async def list_all(self, call: ApiRequest) -> web.Response:
         """Return every device's commands, newest first."""
@@ -184,7 +183,7 @@ class PurgeView(_CommandsApiView):
 
     url = f"{BASE_URL}/commands/purge"
     name = "api:iotee:commands_purge"
-    routes = {"POST": Route("purge", Access.ADMIN)}
+    routes = {"POST": Route("purge", Operation.PURGE)}
 
     async def purge(self, call: ApiRequest) -> web.Response:
         """Delete old finished commands; return the cutoff and how many went."""
@@ -210,8 +209,8 @@ class CommandView(_CommandsApiView):
     url = f"{BASE_URL}/commands/{{command_id}}"
     name = "api:iotee:command"
     routes = {
-        "GET": Route("get_one", Access.READ),
-        "DELETE": Route("delete_one", Access.ADMIN),
+        "GET": Route("get_one", Operation.GET),
+        "DELETE": Route("delete_one", Operation.DELETE),
     }
 
     async def get_one(self, call: ApiRequest) -> web.Response:
@@ -237,7 +236,7 @@ class RetryView(_CommandsApiView):
 
     url = f"{BASE_URL}/commands/{{command_id}}/retry"
     name = "api:iotee:command_retry"
-    routes = {"POST": Route("retry", Access.ADMIN)}
+    routes = {"POST": Route("retry", Operation.RETRY)}
 
     async def retry(self, call: ApiRequest) -> web.Response:
         """Create a new command linked to the original; 201 with both ids."""

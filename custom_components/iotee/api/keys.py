@@ -21,6 +21,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import Store
 
 from custom_components.iotee.core.model import isoformat_z, utcnow
+from custom_components.iotee.core.rights import SCOPE_CONTROL, SCOPE_READ
 
 STORAGE_KEY: Final = "iotee.api_keys"
 STORAGE_VERSION: Final = 1
@@ -29,9 +30,9 @@ KEY_ID_PATTERN: Final = re.compile(r"ik_[0-9a-f]{8}")
 MAX_NAME_LENGTH: Final = 100
 MAX_EXPIRY_DAYS: Final = 3650
 
-SCOPE_DEVICE_CONTROL: Final = "device:control"
+SCOPE_DEVICE_CONTROL: Final = SCOPE_CONTROL
 """Send commands (both APIs) and read them."""
-SCOPE_DEVICE_READ: Final = "device:read"
+SCOPE_DEVICE_READ: Final = SCOPE_READ
 """Read devices' command history, single commands and WLTE command results."""
 SCOPES: Final = (SCOPE_DEVICE_CONTROL, SCOPE_DEVICE_READ)
 

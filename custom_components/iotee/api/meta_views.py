@@ -6,7 +6,6 @@ from http import HTTPStatus
 
 from aiohttp import web
 
-from .auth import Access
 from .base import ApiRequest, ApiView, Route
 from .envelope import HEADER_REQUEST_ID, NOT_FOUND, ApiError
 from .state import BASE_URL
@@ -19,7 +18,7 @@ class OpenApiView(ApiView):
 
     url = f"{BASE_URL}/openapi.json"
     name = "api:iotee:openapi"
-    routes = {"GET": Route("document", Access.ANY)}
+    routes = {"GET": Route("document", None)}
 
     async def document(self, call: ApiRequest) -> web.Response:
         """Return the document as loaded at start."""
@@ -36,7 +35,7 @@ class NotFoundView(ApiView):
     url = f"{BASE_URL}/{{tail:.*}}"
     extra_urls = [BASE_URL]
     name = "api:iotee:not_found"
-    routes = {method: Route("not_found", Access.ANY) for method in _ALL_METHODS}
+    routes = {method: Route("not_found", None) for method in _ALL_METHODS}
 
     async def not_found(self, call: ApiRequest) -> web.Response:
         """Refuse: no such route."""

@@ -11,6 +11,10 @@ no idempotency record, so the caller can reuse its key):
 5. the rate limits (429), counted only here, for requests that are about to be accepted;
 6. acceptance: the idempotency record is stored, then the command is created and published,
    then the request waits up to ``sync_wait`` for the device.
+
+A request that fails during acceptance (the store cannot be written, say) created nothing: its
+key is free again and its count is taken back from the rate limits, so the caller's retry with
+the same key is neither a replay nor a 429.
 """
 
 from __future__ import annotations
@@ -42,11 +46,11 @@ from custom_components.iotee.core.model import (
 )
 from custom_components.iotee.core.ratelimit import retry_after_header
 from custom_components.iotee.core.representation import command_to_wlte
+from custom_components.iotee.core.rights import Operation
 from custom_components.iotee.core.store import IdempotencyEntry
 from custom_components.iotee.engine import CommandEngine
 from custom_components.iotee.runtime import IoteeConfigEntry
 
-from .auth import Access
 from .base import ApiRequest, ApiView, Route, read_json_object
 from .commands_views import command_error
 from .envelope import (
@@ -123,7 +127,7 @@ class WlteRelayCommandView(ApiView):
 
     url = f"{WLTE_BASE}/devices/{{device_id:[^/]*}}/relays/{{index}}/commands"
     name = "api:iotee:wlte_relay_command"
-    routes = {"POST": Route("execute", Access.CONTROL)}
+    routes = {"POST": Route("execute", Operation.SEND)}
 
     async def execute(self, call: ApiRequest) -> web.Response:
         """Validate, deduplicate, rate-limit, accept and wait for the device."""
@@ -196,7 +200,10 @@ class WlteRelayCommandView(ApiView):
         remembered: IdempotencyEntry,
         digest: str,
     ) -> web.Response:
-        """Answer a repeated key: the original command as it stands now, or a conflict."""
+        """Answer a repeated key: the original command as it stands now, or a conflict.
+
+        A command deleted or purged since answers as it last was (the key keeps a snapshot).
+        """
         if remembered.body_hash != digest:
             raise ApiError(
                 HTTPStatus.CONFLICT,
@@ -204,8 +211,9 @@ class WlteRelayCommandView(ApiView):
                 "This Idempotency-Key was already used with a different request body.",
                 {"id": remembered.command_id},
             )
-        record = await engine.async_get(remembered.command_id)
+        record = await engine.async_get(remembered.command_id) or remembered.snapshot
         if record is None:
+            # Only a key whose command was deleted before keys kept snapshots (schema 1).
             raise ApiError(
                 HTTPStatus.NOT_FOUND,
                 COMMAND_NOT_FOUND,
@@ -226,8 +234,7 @@ class WlteRelayCommandView(ApiView):
         inflight = self.api.inflight
         try:
             remembered = await self._remembered(op.engine, op.scope)
-            if remembered is None:
-                self._admit(call, op)
+            admitted_at = self._admit(call, op) if remembered is None else 0.0
         except BaseException:
             inflight.release(op.scope)
             raise
@@ -235,13 +242,15 @@ class WlteRelayCommandView(ApiView):
             inflight.resolve(op.scope, remembered.command_id)
             return await self._replay(call, op.engine, remembered, op.digest)
         accept = self.api.hass.async_create_task(
-            self._accept(call.principal.caller, op), "iotee wlte accept", eager_start=True
+            self._accept(call.principal.caller, op, admitted_at),
+            "iotee wlte accept",
+            eager_start=True,
         )
         record = await asyncio.shield(accept)
         return await self._respond(call, op.entry, op.engine, record)
 
-    def _admit(self, call: ApiRequest, op: _Operation) -> None:
-        """Refuse (503, 422, 429) or count the request against the rate limits."""
+    def _admit(self, call: ApiRequest, op: _Operation) -> float:
+        """Refuse (503, 422, 429) or count the request against the rate limits; return when."""
         if not mqtt.is_connected(self.api.hass):
             raise ApiError(
                 HTTPStatus.SERVICE_UNAVAILABLE,
@@ -254,10 +263,14 @@ class WlteRelayCommandView(ApiView):
                 DEVICE_OFFLINE,
                 f"Device {op.config.hardware_id} is offline.",
             )
-        self._rate_limit(call, op.entry, op.config, op.index)
+        return self._rate_limit(call, op.entry, op.config, op.index)
 
-    async def _accept(self, caller: str, op: _Operation) -> CommandRecord:
-        """Remember the key, then create and publish the command; end the claim either way."""
+    async def _accept(self, caller: str, op: _Operation, admitted_at: float) -> CommandRecord:
+        """Remember the key, then create and publish the command; end the claim either way.
+
+        When that fails nothing was accepted: the rate limits forget the request admitted at
+        ``admitted_at`` and the key is free again.
+        """
         inflight = self.api.inflight
         command_id = new_command_id()
         store = op.engine.store
@@ -279,6 +292,7 @@ class WlteRelayCommandView(ApiView):
                 )
                 raise
         except BaseException:
+            self.api.limiter.release(caller, op.config.hardware_id, op.index, admitted_at)
             inflight.release(op.scope)
             raise
         inflight.resolve(op.scope, command_id)
@@ -286,8 +300,8 @@ class WlteRelayCommandView(ApiView):
 
     def _rate_limit(
         self, call: ApiRequest, entry: IoteeConfigEntry, config: DeviceConfig, index: int
-    ) -> None:
-        """Count the request against the three limits, or refuse it with 429."""
+    ) -> float:
+        """Count the request against the three limits (return when), or refuse it with 429."""
         limiter = self.api.rate_limiter(entry)
         now = self.api.clock()
         caller = call.principal.caller
@@ -298,7 +312,7 @@ class WlteRelayCommandView(ApiView):
         }
         wait = limiter.acquire(caller, config.hardware_id, index, now)
         if wait <= 0:
-            return
+            return now
         seconds = retry_after_header(wait)
         raise ApiError(
             HTTPStatus.TOO_MANY_REQUESTS,
@@ -339,7 +353,7 @@ class WlteCommandResultView(ApiView):
 
     url = f"{WLTE_BASE}/devices/{{device_id:[^/]*}}/commands/{{command_id}}"
     name = "api:iotee:wlte_command_result"
-    routes = {"GET": Route("result", Access.READ)}
+    routes = {"GET": Route("result", Operation.GET)}
 
     async def result(self, call: ApiRequest) -> web.Response:
         """Return the command's current WLTE status."""

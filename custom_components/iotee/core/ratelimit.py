@@ -4,6 +4,11 @@ Times are monotonic seconds passed in by the caller (``time.monotonic()`` in pro
 numbers in tests), so every limit here is deterministic. Nothing here is thread-safe: use the
 limiters from one thread (the event loop); ``RelayRateLimiter.acquire`` is atomic there because it
 never awaits.
+
+Only accepted operations count. ``acquire`` counts an operation at once (a reservation: concurrent
+requests see it, so the limits hold whatever the concurrency); when the operation then fails
+before it is accepted (the store cannot be written, say), ``release`` takes exactly that count
+back, so the caller's retry finds the budget it had.
 """
 
 from __future__ import annotations
@@ -77,6 +82,18 @@ class SlidingWindowLimit[K: Hashable]:
         if self._last_sweep is None or now - self._last_sweep >= self.window:
             self.prune(now)
 
+    def unhit(self, key: K, at: float) -> None:
+        """Take back one hit recorded on ``key`` at ``at`` (no-op when it is not remembered)."""
+        hits = self._hits.get(key)
+        if hits is None:
+            return
+        try:
+            hits.remove(at)
+        except ValueError:
+            return
+        if not hits:
+            del self._hits[key]
+
     def prune(self, now: float) -> None:
         """Forget every expired hit and every key left without hits."""
         self._last_sweep = now
@@ -121,6 +138,15 @@ class Cooldown[K: Hashable]:
         self._last[key] = now
         if self._last_sweep is None or now - self._last_sweep >= self.seconds:
             self.prune(now)
+
+    def unhit(self, key: K, at: float) -> None:
+        """Take back the hit on ``key`` at ``at``, if it is still the last one.
+
+        A hit is only recorded once the previous one's cooldown is over, so without it the key
+        has no cooldown running: forgetting the key restores exactly that.
+        """
+        if self._last.get(key) == at:
+            del self._last[key]
 
     def prune(self, now: float) -> None:
         """Forget every key whose cooldown is over."""
@@ -183,6 +209,12 @@ class RelayRateLimiter:
         self.per_device.hit(device, now)
         self.relay_cooldown.hit((device, relay), now)
         return 0.0
+
+    def release(self, caller: str, device: str, relay: int, at: float) -> None:
+        """Take back a command ``acquire`` admitted at ``at`` that was not accepted after all."""
+        self.per_caller.unhit(caller, at)
+        self.per_device.unhit(device, at)
+        self.relay_cooldown.unhit((device, relay), at)
 
 
 def retry_after_header(seconds: float) -> int:

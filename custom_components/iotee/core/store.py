@@ -19,6 +19,10 @@ Faults the store survives (README, "Reliability"):
   and nothing is stored (the caller refuses the command). ``update`` keeps the record's row in
   memory (latest state per command) and raises ``WritesPendingError``; the rows are written by the
   next successful ``insert`` or ``flush``, and reads see them in the meantime.
+
+Idempotency-Keys outlive their commands: deleting or purging a command that a remembered key
+created keeps a snapshot of its last state with the key (in the same transaction), so a replay
+still answers with the original command and its last known status until the key expires.
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ PURGE_CHUNK = 20000
 PURGE_CACHE_KIB = 65536
 """SQLite page cache (KiB) while purging; the connection's own size is restored afterwards."""
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 OPEN_STATUSES = (
     CommandStatus.PENDING.value,
     CommandStatus.PUBLISHED.value,
@@ -101,6 +105,11 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             created_at REAL NOT NULL
         )""",
         "CREATE INDEX ix_idempotency_created ON idempotency (created_at)",
+    ),
+    2: (
+        # The last state of the key's command, kept when the command is deleted or purged.
+        "ALTER TABLE idempotency ADD COLUMN snapshot TEXT",
+        "CREATE INDEX ix_idempotency_command ON idempotency (command_id)",
     ),
 }
 
@@ -183,6 +192,8 @@ class IdempotencyEntry:
     body_hash: str
     command_id: str
     created_at: datetime
+    snapshot: CommandRecord | None = None
+    """The command as it last was, once it was deleted or purged (None while it exists)."""
 
 
 def _ts(value: datetime) -> float:
@@ -637,8 +648,23 @@ class CommandStore:
         return [record for record in records if not record.status.is_terminal]
 
     def delete(self, command_id: str) -> bool:
-        """Delete one record; return whether it existed."""
-        deleted = self._write("DELETE FROM commands WHERE command_id = ?", (command_id,)) > 0
+        """Delete one record; return whether it existed.
+
+        An Idempotency-Key that created it keeps a snapshot of its last state (a kept update
+        when there is one), in the same transaction.
+        """
+        kept = self._pending.get(command_id)
+
+        def work(db: sqlite3.Connection) -> int:
+            if kept is not None:
+                _snapshot_keys(db, [kept])
+            else:
+                _snapshot_keys(
+                    db, db.execute(f"{_SELECT_KEYED} AND c.command_id = ?", (command_id,))
+                )
+            return db.execute("DELETE FROM commands WHERE command_id = ?", (command_id,)).rowcount
+
+        deleted = self._transaction(work, self.write_attempts) > 0
         self._pending.pop(command_id, None)
         return deleted
 
@@ -693,6 +719,13 @@ class CommandStore:
                 (cutoff, chunk - 1),
             ).fetchone()
             if boundary is not None:
+                _snapshot_keys(
+                    db,
+                    db.execute(
+                        f"{_SELECT_KEYED} AND c.created_at <= ? AND c.status NOT IN (?, ?, ?)",
+                        (boundary[0], *OPEN_STATUSES),
+                    ),
+                )
                 gone = db.execute(
                     "DELETE FROM commands WHERE created_at <= ? AND status NOT IN (?, ?, ?)",
                     (boundary[0], *OPEN_STATUSES),
@@ -703,6 +736,13 @@ class CommandStore:
                         return deleted, False
                     continue
                 # Only open records up to there: no chunk can progress, finish in one go.
+            _snapshot_keys(
+                db,
+                db.execute(
+                    f"{_SELECT_KEYED} AND c.created_at < ? AND c.status NOT IN (?, ?, ?)",
+                    (cutoff, *OPEN_STATUSES),
+                ),
+            )
             deleted += db.execute(
                 "DELETE FROM commands WHERE created_at < ? AND status NOT IN (?, ?, ?)",
                 (cutoff, *OPEN_STATUSES),
@@ -740,23 +780,51 @@ class CommandStore:
     def idempotency_get(self, scope: str) -> IdempotencyEntry | None:
         """Return the remembered Idempotency-Key for ``scope``."""
         row = self.db.execute(
-            "SELECT scope, body_hash, command_id, created_at FROM idempotency WHERE scope = ?",
+            "SELECT scope, body_hash, command_id, created_at, snapshot FROM idempotency"
+            " WHERE scope = ?",
             (scope,),
         ).fetchone()
         if row is None:
             return None
-        return IdempotencyEntry(row[0], row[1], row[2], _dt(row[3]))
+        snapshot = None if row[4] is None else _row_to_record(json.loads(row[4]))
+        return IdempotencyEntry(row[0], row[1], row[2], _dt(row[3]), snapshot)
 
     def idempotency_put(self, entry: IdempotencyEntry) -> None:
         """Remember an Idempotency-Key (replacing an expired one with the same scope)."""
+        snapshot = None if entry.snapshot is None else _snapshot(_record_to_row(entry.snapshot))
         self._write(
-            "REPLACE INTO idempotency (scope, body_hash, command_id, created_at) VALUES (?,?,?,?)",
-            (entry.scope, entry.body_hash, entry.command_id, _ts(entry.created_at)),
+            "REPLACE INTO idempotency (scope, body_hash, command_id, created_at, snapshot)"
+            " VALUES (?,?,?,?,?)",
+            (entry.scope, entry.body_hash, entry.command_id, _ts(entry.created_at), snapshot),
         )
 
     def idempotency_purge(self, cutoff: datetime) -> int:
         """Forget Idempotency-Keys created before ``cutoff``."""
         return self._write("DELETE FROM idempotency WHERE created_at < ?", (_ts(cutoff),))
+
+
+_SELECT_KEYED = (
+    f"SELECT {', '.join(f'c.{name}' for name in _COLUMN_NAMES)}"
+    " FROM idempotency AS i CROSS JOIN commands AS c"
+    " WHERE c.command_id = i.command_id"
+)
+"""The records some Idempotency-Key created (add conditions with ``AND c.<column> ...``).
+
+``CROSS JOIN`` keeps the idempotency table (48 hours of keys) the outer loop, so a purge of
+millions of records looks up each key's record once instead of each record's keys."""
+
+
+def _snapshot(row: RecordRow) -> str:
+    """Return a record row as the JSON kept in ``idempotency.snapshot``."""
+    return json.dumps(dict(zip(_COLUMN_NAMES, row, strict=True)), separators=(",", ":"))
+
+
+def _snapshot_keys(db: sqlite3.Connection, rows: Any) -> None:
+    """Keep each record row's state with the Idempotency-Keys that created it."""
+    db.executemany(
+        "UPDATE idempotency SET snapshot = ? WHERE command_id = ?",
+        [(_snapshot(tuple(row)), row[0]) for row in rows],
+    )
 
 
 def _settle(future: asyncio.Future[None], done: asyncio.Future[None]) -> None:
