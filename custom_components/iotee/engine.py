@@ -38,7 +38,7 @@ from homeassistant.helpers import issue_registry as ir
 
 from .const import DOMAIN, EVENT_COMMAND_STATUS
 from .core.device_config import DeviceConfig, DeviceState
-from .core.device_types import DEVICE_TYPES, CommandSpec, DeviceType, render
+from .core.device_types import DEVICE_TYPES, CommandSpec, DeviceType, topic_filter as filter_for
 from .core.errors import (
     InvalidRelayError,
     NotRetryableError,
@@ -49,6 +49,7 @@ from .core.errors import (
 from .core.matcher import ConfirmationMatcher, Verdict
 from .core.model import CommandRecord, CommandStatus, ErrorCode, new_command_id, utcnow
 from .core.params import check_params
+from .core.state_parser import read_state
 from .core.store import AsyncCommandStore, StoreFaultError
 
 _LOGGER = logging.getLogger(__name__)
@@ -130,7 +131,9 @@ class CommandEngine:
         self._by_topic: dict[str, list[_Tracked]] = {}
         self._by_target: dict[tuple[str, str], _Tracked] = {}
         self._late: dict[str, list[tuple[_Tracked, datetime]]] = {}
-        self._state_topics: dict[str, _StateTopic] = {}
+        self._state_topics: dict[str, list[_StateTopic]] = {}
+        """State topics by topic: one topic may carry several states (a Zigbee2MQTT device's
+        JSON names all its relays)."""
         self._command_listeners: list[CommandListener] = []
         self._target_listeners: dict[tuple[str, str], list[CommandListener]] = {}
         self._device_listeners: list[DeviceListener] = []
@@ -154,18 +157,26 @@ class CommandEngine:
         self.devices[config.hardware_id] = config
         self.states.setdefault(config.hardware_id, DeviceState())
         dtype = config.device_type
-        self._state_topics[config.topic(dtype.availability_topic)] = _StateTopic(
-            config.hardware_id, "availability"
-        )
+        topics = [
+            (
+                config.topic(dtype.availability_topic),
+                _StateTopic(config.hardware_id, "availability"),
+            )
+        ]
         if dtype.lock_state_topic:
-            self._state_topics[config.topic(dtype.lock_state_topic)] = _StateTopic(
-                config.hardware_id, "lock"
+            topics.append(
+                (config.topic(dtype.lock_state_topic), _StateTopic(config.hardware_id, "lock"))
             )
         if dtype.relay_state_topic:
-            for relay in range(1, config.relays + 1):
-                self._state_topics[config.topic(dtype.relay_state_topic, relay)] = _StateTopic(
-                    config.hardware_id, "relay", relay
+            topics += [
+                (
+                    config.topic(dtype.relay_state_topic, relay),
+                    _StateTopic(config.hardware_id, "relay", relay),
                 )
+                for relay in range(1, config.relays + 1)
+            ]
+        for topic, state_topic in topics:
+            self._state_topics.setdefault(topic, []).append(state_topic)
 
     def device(self, device_ref: str) -> DeviceConfig:
         """Return a device by hardware id or HA device id."""
@@ -287,25 +298,24 @@ class CommandEngine:
             self._subscribed.set()
 
     def _subscription_filters(self) -> list[str]:
-        """Wildcard filters covering every topic of the types in use (and discoverable ones)."""
-        used = {d.device_type.name for d in self.devices.values()}
-        filters: list[str] = []
+        """Filters covering every topic of the devices (and the discoverable types' availability).
+
+        Ids (``WILDCARD_PLACEHOLDERS``) become ``+``, so devices of one built-in type share
+        filters; settings such as a topic prefix or a friendly name are filled in per device.
+        """
+        filters: dict[str, None] = {}
         for dtype in DEVICE_TYPES.values():
-            if dtype.name not in used and not dtype.discoverable:
-                continue
+            if dtype.discoverable:
+                filters[filter_for(dtype.availability_topic, {})] = None
+        for config in self.devices.values():
+            dtype = config.device_type
+            values = config.values()
             templates = [dtype.availability_topic]
-            if dtype.name in used:
-                templates += [
-                    t for t in (dtype.lock_state_topic, dtype.relay_state_topic) if t is not None
-                ]
-                templates += [spec.confirmation.topic for spec in dtype.commands.values()]
+            templates += [t for t in (dtype.lock_state_topic, dtype.relay_state_topic) if t]
+            templates += [spec.confirmation.topic for spec in dtype.commands.values()]
             for template in templates:
-                topic_filter = "/".join(
-                    "+" if "{" in level else level for level in template.split("/")
-                )
-                if topic_filter not in filters:
-                    filters.append(topic_filter)
-        return filters
+                filters[filter_for(template, values)] = None
+        return list(filters)
 
     async def async_stop(self) -> None:
         """Unsubscribe and stop timers; open commands stay open in the store for recovery."""
@@ -440,13 +450,7 @@ class CommandEngine:
             command=name,
             relay=relay_arg,
             topic=config.topic(spec.topic, relay_arg),
-            payload=render(
-                spec.payload,
-                command_id=command_id,
-                action=name,
-                relay="" if relay_arg is None else relay_arg,
-                mqtt_id=config.topic_id,
-            ),
+            payload=config.render(spec.payload, relay_arg, command_id=command_id, action=name),
             params=checked_params,
             created_at=now,
             deadline=now + timedelta(seconds=self.settings.command_timeout),
@@ -526,8 +530,11 @@ class CommandEngine:
             self._move(tracked, CommandStatus.PUBLISHED)
 
     def _track(self, record: CommandRecord, config: DeviceConfig, spec: CommandSpec) -> _Tracked:
-        topic = config.topic(spec.confirmation.topic, record.relay)
-        tracked = _Tracked(record, ConfirmationMatcher(record.command_id, spec.confirmation, topic))
+        confirmation = config.confirmation(spec, record.relay)
+        tracked = _Tracked(
+            record, ConfirmationMatcher(record.command_id, confirmation, confirmation.topic)
+        )
+        topic = confirmation.topic
         self._open[record.command_id] = tracked
         self._by_topic.setdefault(topic, []).append(tracked)
         self._by_target[record.target] = tracked
@@ -696,9 +703,9 @@ class CommandEngine:
                 self._apply(tracked, verdict)
         if msg.topic in self._late and not msg.retain:
             self._record_late(msg.topic, payload)
-        state_topic = self._state_topics.get(msg.topic)
-        if state_topic is not None:
-            self._on_state(state_topic, payload)
+        state_topics = self._state_topics.get(msg.topic)
+        if state_topics is not None:
+            self._on_state(state_topics, payload)
         elif self._discovery_listeners:
             self._maybe_discovered(msg.topic, payload)
 
@@ -730,34 +737,52 @@ class CommandEngine:
         else:
             del self._late[topic]
 
-    def _on_state(self, state_topic: _StateTopic, payload: str) -> None:
-        config = self.devices[state_topic.hardware_id]
-        state = self.states[state_topic.hardware_id]
+    def _on_state(self, state_topics: list[_StateTopic], payload: str) -> None:
+        """Apply what a state message says (to every state it carries); notify once."""
+        hardware_id = state_topics[0].hardware_id
+        config = self.devices[hardware_id]
+        state = self.states[hardware_id]
+        if not [t for t in state_topics if self._apply_state(config, state, t, payload)]:
+            return
+        for listener in list(self._device_listeners):
+            listener(config, state)
+        for listener in list(self._hardware_listeners.get(hardware_id, ())):
+            listener(config, state)
+
+    def _apply_state(
+        self, config: DeviceConfig, state: DeviceState, state_topic: _StateTopic, payload: str
+    ) -> bool:
+        """Update ``state`` from one message (parsed by the core); False when it says nothing."""
         dtype = config.device_type
-        value = payload.strip()
         if state_topic.kind == "availability":
-            if value not in (dtype.payload_online, dtype.payload_offline):
-                return
-            online = value == dtype.payload_online
+            reading = read_state(dtype.availability_readings, payload)
+            if reading is None or reading.value is None:
+                return False
+            online = reading.value
             if state.online is not online:
                 # Once per change, not per message: the entities become (un)available with it.
-                _LOGGER.info("%s (%s) is %s", config.name, config.hardware_id, value)
+                _LOGGER.info(
+                    "%s (%s) is %s",
+                    config.name,
+                    config.hardware_id,
+                    "online" if online else "offline",
+                )
             state.online = online
             if not online:
                 self._fail_open_commands(config)
-        elif state_topic.kind == "lock":
-            if value not in (dtype.payload_locked, dtype.payload_unlocked):
-                return
-            state.locked = value == dtype.payload_locked
+            return True
+        relay = state_topic.relay
+        readings = dtype.lock_readings if relay is None else dtype.relay_readings
+        reading = read_state(config.readings(readings, relay), payload)
+        if reading is None:
+            return False
+        if relay is None:
+            state.locked = reading.value
+        elif reading.value is None:
+            state.relays.pop(relay, None)
         else:
-            if value not in (dtype.payload_on, dtype.payload_off):
-                return
-            assert state_topic.relay is not None
-            state.relays[state_topic.relay] = value == dtype.payload_on
-        for listener in list(self._device_listeners):
-            listener(config, state)
-        for listener in list(self._hardware_listeners.get(config.hardware_id, ())):
-            listener(config, state)
+            state.relays[relay] = reading.value
+        return True
 
     def _fail_open_commands(self, config: DeviceConfig) -> None:
         """The device went offline: its open commands fail, unless going offline is their step."""
@@ -776,7 +801,10 @@ class CommandEngine:
 
     def _maybe_discovered(self, topic: str, payload: str) -> None:
         for dtype in DEVICE_TYPES.values():
-            if not dtype.discoverable or payload.strip() != dtype.payload_online:
+            if not dtype.discoverable:
+                continue
+            reading = read_state(dtype.availability_readings, payload)
+            if reading is None or reading.value is not True:
                 continue
             prefix, _, suffix = dtype.availability_topic.partition("{mqtt_id}")
             if topic.startswith(prefix) and topic.endswith(suffix):
