@@ -25,9 +25,6 @@ from .const import (
     CONF_COMMAND_TIMEOUT,
     CONF_DEVICE_TYPE,
     CONF_HARDWARE_ID,
-    CONF_MQTT_TOPIC,
-    CONF_RELAY_LOCKS,
-    CONF_RELAYS,
     CONF_RETENTION_DAYS,
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_RETENTION_DAYS,
@@ -36,7 +33,8 @@ from .const import (
     SUBENTRY_DEVICE,
 )
 from .core.device_config import DeviceConfig
-from .core.device_types import DEVICE_TYPES, DeviceType
+from .core.device_settings import device_config
+from .core.device_types import DeviceType
 from .core.store import AsyncCommandStore, CommandStore, StoreError
 from .engine import CommandEngine, DiscoveryListener, EngineSettings
 from .runtime import IoteeConfigEntry, IoteeRuntime
@@ -59,15 +57,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 def device_config_from_subentry(subentry: ConfigSubentry) -> DeviceConfig:
     """Build a DeviceConfig from a device subentry's data."""
-    data = subentry.data
-    return DeviceConfig(
-        hardware_id=data[CONF_HARDWARE_ID],
-        name=subentry.title,
-        device_type=DEVICE_TYPES[data[CONF_DEVICE_TYPE]],
-        relays=int(data.get(CONF_RELAYS, 0)),
-        mqtt_id=data.get(CONF_MQTT_TOPIC, ""),
-        relay_locks=frozenset(int(relay) for relay in data.get(CONF_RELAY_LOCKS, [])),
-    )
+    return device_config(subentry.data, subentry.title)
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: IoteeConfigEntry) -> bool:

@@ -49,7 +49,9 @@ from .const import (
     DOMAIN,
     SUBENTRY_DEVICE,
 )
+from .core.device_settings import KEY_RELAY_KEYS
 from .core.device_types import DEVICE_TYPES
+from .device_flow import check_relay_keys, check_settings, relay_keys_field, settings_schema
 
 CONF_NAME = "name"
 MAX_RELAYS = 32
@@ -351,11 +353,7 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
                     CONF_HARDWARE_ID: hardware_id,
                     CONF_DEVICE_TYPE: user_input[CONF_DEVICE_TYPE],
                 }
-                if DEVICE_TYPES[user_input[CONF_DEVICE_TYPE]].has_relays:
-                    return await self.async_step_relays()
-                return self.async_create_entry(
-                    title=self._title, data=self._data, unique_id=hardware_id
-                )
+                return await self._async_next_step()
         schema = vol.Schema(
             {
                 vol.Required(CONF_NAME): TextSelector(),
@@ -375,24 +373,70 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
             errors=errors,
         )
 
+    async def _async_next_step(self) -> SubentryFlowResult:
+        """After name and type: the type's settings, then its relays, then done."""
+        dtype = DEVICE_TYPES[self._data[CONF_DEVICE_TYPE]]
+        if dtype.settings:
+            return await self.async_step_settings()
+        return await self._async_after_settings()
+
+    async def _async_after_settings(self) -> SubentryFlowResult:
+        if DEVICE_TYPES[self._data[CONF_DEVICE_TYPE]].has_relays:
+            return await self.async_step_relays()
+        if self.source == "reconfigure":
+            return self.async_update_and_abort(
+                self._get_entry(),
+                self._get_reconfigure_subentry(),
+                title=self._title,
+                data=self._data,
+            )
+        return self.async_create_entry(
+            title=self._title, data=self._data, unique_id=self._data[CONF_HARDWARE_ID]
+        )
+
+    async def async_step_settings(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """The family's settings: topic prefix, friendly name and base topic, object ids."""
+        dtype = DEVICE_TYPES[self._data[CONF_DEVICE_TYPE]]
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            values, errors = check_settings(dtype, user_input)
+            if not errors:
+                self._data |= values
+                return await self._async_after_settings()
+        schema = settings_schema(dtype, self._data, self._data[CONF_HARDWARE_ID])
+        return self.async_show_form(
+            step_id="settings",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input or {}),
+            errors=errors,
+            description_placeholders={"device_type": dtype.name},
+        )
+
     async def async_step_relays(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
-        """Relay count, the Tasmota topic, and which relays are locks."""
+        """Relay count, the Tasmota topic, relay names, and which relays are locks."""
         is_tasmota = self._data[CONF_DEVICE_TYPE] == "tasmota"
+        dtype = DEVICE_TYPES[self._data[CONF_DEVICE_TYPE]]
         errors: dict[str, str] = {}
         if user_input is not None:
             relays = int(user_input[CONF_RELAYS])
             locks = sorted({int(relay) for relay in user_input.get(CONF_RELAY_LOCKS, [])})
             topic = str(user_input.get(CONF_MQTT_TOPIC, "")).strip()
+            relay_keys, keys_error = check_relay_keys(dtype, user_input, relays)
             if any(relay > relays for relay in locks):
                 errors[CONF_RELAY_LOCKS] = "invalid_relay_lock"
             elif is_tasmota and not ID_PATTERN.match(topic):
                 errors[CONF_MQTT_TOPIC] = "invalid_id"
+            elif keys_error is not None:
+                errors[KEY_RELAY_KEYS] = keys_error
             else:
                 data = self._data | {CONF_RELAYS: relays, CONF_RELAY_LOCKS: locks}
                 if is_tasmota:
                     data[CONF_MQTT_TOPIC] = topic
+                if dtype.relay_keys:
+                    data[KEY_RELAY_KEYS] = relay_keys
                 if self.source == "reconfigure":
                     return self.async_update_and_abort(
                         self._get_entry(),
@@ -425,6 +469,7 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
                     default=self._data.get(CONF_MQTT_TOPIC, self._data[CONF_HARDWARE_ID]),
                 )
             ] = TextSelector()
+        schema |= relay_keys_field(dtype, self._data)
         return self.async_show_form(step_id="relays", data_schema=vol.Schema(schema), errors=errors)
 
     async def async_step_reconfigure(
@@ -435,11 +480,7 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
         self._data = dict(subentry.data)
         if user_input is not None:
             self._title = user_input[CONF_NAME].strip() or subentry.title
-            if DEVICE_TYPES[self._data[CONF_DEVICE_TYPE]].has_relays:
-                return await self.async_step_relays()
-            return self.async_update_and_abort(
-                self._get_entry(), subentry, title=self._title, data=self._data
-            )
+            return await self._async_next_step()
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=vol.Schema(

@@ -1,0 +1,93 @@
+"""A device's stored settings: checking what the user entered, and building its DeviceConfig.
+
+The config flow stores each device as a dict (a config subentry's data); ``device_config`` turns
+one into a ``DeviceConfig``. ``check_setting`` returns the error key (translated by the flow) of a
+bad value, or None; topics IoTee publishes to never hold MQTT wildcards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import re
+from typing import Any
+
+from .device_config import DeviceConfig
+from .device_types import DEVICE_TYPES
+
+KEY_HARDWARE_ID = "hardware_id"
+KEY_DEVICE_TYPE = "device_type"
+KEY_RELAYS = "relays"
+KEY_MQTT_TOPIC = "mqtt_topic"
+KEY_RELAY_LOCKS = "relay_locks"
+KEY_RELAY_KEYS = "relay_keys"
+
+MAX_TOPIC_LENGTH = 300
+OBJECT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+"""Device-side names (ESPHome object ids, Zigbee2MQTT state properties): one topic level."""
+JOG_SECONDS = (0.1, 3600.0)
+
+ERROR_TOPIC = "invalid_topic"
+ERROR_OBJECT_ID = "invalid_object_id"
+ERROR_JOG_SECONDS = "invalid_jog_seconds"
+ERROR_RELAY_KEYS = "invalid_relay_keys"
+
+
+def topic_error(value: str) -> str | None:
+    """Return why ``value`` cannot be (part of) a topic IoTee publishes or listens to."""
+    if not 1 <= len(value) <= MAX_TOPIC_LENGTH or value != value.strip():
+        return ERROR_TOPIC
+    if any(char in value for char in "+#\0") or value.startswith("$"):
+        return ERROR_TOPIC
+    if value.startswith("/") or value.endswith("/") or "//" in value:
+        return ERROR_TOPIC
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+        return ERROR_TOPIC
+    return None
+
+
+def check_setting(name: str, value: str) -> str | None:
+    """Return the error key of a bad value for setting ``name``, or None when it is fine."""
+    if name == "object_id":
+        return None if OBJECT_ID_PATTERN.match(value) else ERROR_OBJECT_ID
+    if name == "jog_seconds":
+        try:
+            seconds = float(value)
+        except ValueError:
+            return ERROR_JOG_SECONDS
+        low, high = JOG_SECONDS
+        return None if low <= seconds <= high else ERROR_JOG_SECONDS
+    return topic_error(value)
+
+
+def normalize_setting(name: str, value: object) -> str:
+    """Return a setting as it is stored (numbers without trailing zeros)."""
+    if name == "jog_seconds" and isinstance(value, int | float):
+        return f"{float(value):g}"
+    return str(value).strip()
+
+
+def parse_relay_keys(text: str, relays: int) -> tuple[str, ...] | None:
+    """Parse "a, b, c" into one key per relay; () for empty text; None when it is wrong."""
+    if not text.strip():
+        return ()
+    keys = tuple(part.strip() for part in text.split(","))
+    if len(keys) != relays or len(set(keys)) != len(keys):
+        return None
+    if not all(OBJECT_ID_PATTERN.match(key) for key in keys):
+        return None
+    return keys
+
+
+def device_config(data: Mapping[str, Any], name: str) -> DeviceConfig:
+    """Build the DeviceConfig of a stored device (a config subentry's data)."""
+    dtype = DEVICE_TYPES[data[KEY_DEVICE_TYPE]]
+    return DeviceConfig(
+        hardware_id=data[KEY_HARDWARE_ID],
+        name=name,
+        device_type=dtype,
+        relays=int(data.get(KEY_RELAYS, 0)),
+        mqtt_id=data.get(KEY_MQTT_TOPIC, ""),
+        relay_locks=frozenset(int(relay) for relay in data.get(KEY_RELAY_LOCKS, [])),
+        settings={key: str(data[key]) for key in dtype.settings if key in data},
+        relay_keys=tuple(str(key) for key in data.get(KEY_RELAY_KEYS, ())),
+    )
