@@ -57,8 +57,8 @@ def parse_device(text: str) -> DeviceSpec:
             pulse = tuple(int(index) for index in parts[3].removeprefix("pulse=").split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"bad relay count or pulse list in {text!r}") from None
-    if kind is Kind.IOTEE_DEVICE and (len(parts) > 2):
-        raise argparse.ArgumentTypeError("iotee_device takes no relay count")
+    if kind.is_lock and (len(parts) > 2):
+        raise argparse.ArgumentTypeError(f"{kind} takes no relay count")
     if pulse and kind is not Kind.TASMOTA:
         raise argparse.ArgumentTypeError("pulse= applies to tasmota devices only")
     return DeviceSpec(kind, parts[1], relays, pulse)
@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=parse_device,
         required=True,
         metavar="KIND:ID[:RELAYS[:pulse=I,J]]",
-        help="a device to simulate (repeatable); KIND is iotee_device, wlte_relay or tasmota",
+        help="a device to simulate (repeatable); KIND is one of " + ", ".join(Kind),
     )
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before answering")
     parser.add_argument("--mode", choices=[mode.value for mode in Mode], default=Mode.NORMAL.value)
