@@ -49,8 +49,10 @@ from .const import (
     DOMAIN,
     SUBENTRY_DEVICE,
 )
+from .core.custom_device import CUSTOM, KIND as CUSTOM_KIND, KIND_RELAYS as CUSTOM_RELAYS
 from .core.device_settings import KEY_RELAY_KEYS
 from .core.device_types import DEVICE_TYPES
+from .custom_flow import CustomDeviceFlow
 from .device_flow import check_relay_keys, check_settings, relay_keys_field, settings_schema
 
 CONF_NAME = "name"
@@ -330,7 +332,7 @@ class IoteeOptionsFlow(OptionsFlow):
         )
 
 
-class DeviceSubentryFlow(ConfigSubentryFlow):
+class DeviceSubentryFlow(CustomDeviceFlow):
     """Add or reconfigure one device of the hub."""
 
     def __init__(self) -> None:
@@ -375,13 +377,19 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
 
     async def _async_next_step(self) -> SubentryFlowResult:
         """After name and type: the type's settings, then its relays, then done."""
+        if self._data[CONF_DEVICE_TYPE] == CUSTOM:
+            return await self.async_step_custom()
         dtype = DEVICE_TYPES[self._data[CONF_DEVICE_TYPE]]
         if dtype.settings:
             return await self.async_step_settings()
         return await self._async_after_settings()
 
+    async def _async_after_custom(self) -> SubentryFlowResult:
+        return await self._async_after_settings()
+
     async def _async_after_settings(self) -> SubentryFlowResult:
-        if DEVICE_TYPES[self._data[CONF_DEVICE_TYPE]].has_relays:
+        dtype = DEVICE_TYPES[self._data[CONF_DEVICE_TYPE]]
+        if dtype.has_relays or self._data.get(CUSTOM_KIND) == CUSTOM_RELAYS:
             return await self.async_step_relays()
         if self.source == "reconfigure":
             return self.async_update_and_abort(

@@ -157,12 +157,14 @@ class CommandEngine:
         self.devices[config.hardware_id] = config
         self.states.setdefault(config.hardware_id, DeviceState())
         dtype = config.device_type
-        topics = [
-            (
-                config.topic(dtype.availability_topic),
-                _StateTopic(config.hardware_id, "availability"),
+        topics: list[tuple[str, _StateTopic]] = []
+        if dtype.availability_topic:  # a user-defined device may have none
+            topics.append(
+                (
+                    config.topic(dtype.availability_topic),
+                    _StateTopic(config.hardware_id, "availability"),
+                )
             )
-        ]
         if dtype.lock_state_topic:
             topics.append(
                 (config.topic(dtype.lock_state_topic), _StateTopic(config.hardware_id, "lock"))
@@ -310,8 +312,11 @@ class CommandEngine:
         for config in self.devices.values():
             dtype = config.device_type
             values = config.values()
-            templates = [dtype.availability_topic]
-            templates += [t for t in (dtype.lock_state_topic, dtype.relay_state_topic) if t]
+            templates = [
+                t
+                for t in (dtype.availability_topic, dtype.lock_state_topic, dtype.relay_state_topic)
+                if t
+            ]
             templates += [spec.confirmation.topic for spec in dtype.commands.values()]
             for template in templates:
                 filters[filter_for(template, values)] = None

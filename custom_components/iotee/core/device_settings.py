@@ -11,8 +11,10 @@ from collections.abc import Mapping
 import re
 from typing import Any
 
+from .custom_device import CUSTOM, custom_device_type
 from .device_config import DeviceConfig
 from .device_types import DEVICE_TYPES
+from .topic_check import topic_error
 
 KEY_HARDWARE_ID = "hardware_id"
 KEY_DEVICE_TYPE = "device_type"
@@ -21,28 +23,13 @@ KEY_MQTT_TOPIC = "mqtt_topic"
 KEY_RELAY_LOCKS = "relay_locks"
 KEY_RELAY_KEYS = "relay_keys"
 
-MAX_TOPIC_LENGTH = 300
 OBJECT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 """Device-side names (ESPHome object ids, Zigbee2MQTT state properties): one topic level."""
 JOG_SECONDS = (0.1, 3600.0)
 
-ERROR_TOPIC = "invalid_topic"
 ERROR_OBJECT_ID = "invalid_object_id"
 ERROR_JOG_SECONDS = "invalid_jog_seconds"
 ERROR_RELAY_KEYS = "invalid_relay_keys"
-
-
-def topic_error(value: str) -> str | None:
-    """Return why ``value`` cannot be (part of) a topic IoTee publishes or listens to."""
-    if not 1 <= len(value) <= MAX_TOPIC_LENGTH or value != value.strip():
-        return ERROR_TOPIC
-    if any(char in value for char in "+#\0") or value.startswith("$"):
-        return ERROR_TOPIC
-    if value.startswith("/") or value.endswith("/") or "//" in value:
-        return ERROR_TOPIC
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
-        return ERROR_TOPIC
-    return None
 
 
 def check_setting(name: str, value: str) -> str | None:
@@ -80,7 +67,10 @@ def parse_relay_keys(text: str, relays: int) -> tuple[str, ...] | None:
 
 def device_config(data: Mapping[str, Any], name: str) -> DeviceConfig:
     """Build the DeviceConfig of a stored device (a config subentry's data)."""
-    dtype = DEVICE_TYPES[data[KEY_DEVICE_TYPE]]
+    if data[KEY_DEVICE_TYPE] == CUSTOM:
+        dtype = custom_device_type(data)
+    else:
+        dtype = DEVICE_TYPES[data[KEY_DEVICE_TYPE]]
     return DeviceConfig(
         hardware_id=data[KEY_HARDWARE_ID],
         name=name,

@@ -479,6 +479,12 @@ ESPHOME_SWITCH = DeviceType(
     relay_key_pattern="relay_{relay}",
 )
 
+CUSTOM_TYPE = DeviceType(
+    name="custom", commands={}, availability_topic="", payload_online="", payload_offline=""
+)
+"""Stands for "a device the user describes" where a type is named (the type picker, the API);
+each such device gets its own DeviceType (``core/custom_device.py``)."""
+
 DEVICE_TYPES: dict[str, DeviceType] = {
     dt.name: dt
     for dt in (
@@ -490,5 +496,6 @@ DEVICE_TYPES: dict[str, DeviceType] = {
         ZIGBEE2MQTT_SWITCH,
         ESPHOME_LOCK,
         ESPHOME_SWITCH,
+        CUSTOM_TYPE,
     )
 }
