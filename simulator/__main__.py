@@ -8,7 +8,8 @@ Example::
 
 A device is ``KIND:ID[:RELAYS[:pulse=I,J]]``; ``pulse=`` (tasmota) lists the relays with a
 PulseTime. Every command received and every answer is logged; on exit each device publishes its
-offline availability and disconnects.
+offline availability and disconnects. Zigbee2MQTT devices come with their bridge's retained
+``zigbee2mqtt/bridge/devices`` list.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import threading
 from types import FrameType
 
 from .devices import Behaviour, Kind, Mode, SimulatedDevice
+from .families import Zigbee2MqttBridge, Zigbee2MqttDevice
 
 _LOGGER = logging.getLogger("simulator")
 
@@ -109,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     devices: list[SimulatedDevice] = []
+    bridge: Zigbee2MqttBridge | None = None
     try:
         for spec in args.devices:
             device = SimulatedDevice(
@@ -123,6 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             device.start(timeout=args.connect_timeout)
             devices.append(device)
             _LOGGER.info("%s started on %s:%d", device, args.host, args.port)
+        zigbee = [device for device in devices if isinstance(device, Zigbee2MqttDevice)]
+        if zigbee:
+            bridge = Zigbee2MqttBridge(args.host, args.port, zigbee).start(args.connect_timeout)
         _LOGGER.info("running %d device(s); Ctrl-C to stop", len(devices))
         while not done.wait(1.0):
             pass
@@ -130,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _LOGGER.error("%s", err)
         return 1
     finally:
+        if bridge is not None:
+            bridge.stop()
         for device in reversed(devices):
             device.stop(clean=True)
     return 0

@@ -26,6 +26,7 @@ import logging
 from typing import Any
 
 import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 
 from .devices import FAMILIES, Behaviour, Kind, Mode, SimulatedDevice, _Session
 
@@ -274,6 +275,118 @@ class EspHomeDevice(SimulatedDevice):
             self._lock_word = new
             self._locked = new == "LOCKED"
         self._publish_lock_word()
+
+
+def bridge_devices(devices: list[Zigbee2MqttDevice]) -> list[dict[str, Any]]:
+    """Return Zigbee2MQTT's ``bridge/devices`` list for ``devices`` (with its coordinator)."""
+    entries: list[dict[str, Any]] = [
+        {
+            "ieee_address": "0x00124b0000000000",
+            "type": "Coordinator",
+            "friendly_name": "Coordinator",
+            "supported": True,
+            "disabled": False,
+            "definition": None,
+            "interview_completed": True,
+        }
+    ]
+    for number, device in enumerate(devices, start=1):
+        if device.kind is Kind.ZIGBEE2MQTT_LOCK:
+            exposes: list[dict[str, Any]] = [
+                {
+                    "type": "lock",
+                    "features": [
+                        {
+                            "type": "binary",
+                            "name": "state",
+                            "property": "state",
+                            "value_on": "LOCK",
+                            "value_off": "UNLOCK",
+                        },
+                        {"type": "enum", "name": "lock_state", "property": "lock_state"},
+                    ],
+                },
+                {"type": "numeric", "name": "battery", "property": "battery"},
+            ]
+        else:
+            exposes = [
+                {
+                    "type": "switch",
+                    "endpoint": f"l{index}" if device.relays > 1 else None,
+                    "features": [
+                        {
+                            "type": "binary",
+                            "name": "state",
+                            "property": device.relay_key(index),
+                            "value_on": "ON",
+                            "value_off": "OFF",
+                        }
+                    ],
+                }
+                for index in range(1, device.relays + 1)
+            ]
+        entries.append(
+            {
+                "ieee_address": f"0x00158d00000000{number:02x}",
+                "type": "Router",
+                "friendly_name": device.device_id,
+                "supported": True,
+                "disabled": False,
+                "interview_completed": True,
+                "definition": {
+                    "model": "SIM-LOCK"
+                    if device.kind is Kind.ZIGBEE2MQTT_LOCK
+                    else f"SIM-{device.relays}G",
+                    "vendor": "IoTee simulator",
+                    "exposes": exposes,
+                },
+            }
+        )
+    return entries
+
+
+class Zigbee2MqttBridge:
+    """The bridge's own retained topics: ``B/bridge/state`` and ``B/bridge/devices``."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        devices: list[Zigbee2MqttDevice],
+        base_topic: str = "zigbee2mqtt",
+    ) -> None:
+        """Describe the bridge of ``devices``; ``start`` publishes its device list."""
+        self.topic = f"{base_topic}/bridge/devices"
+        self.payload = json.dumps(bridge_devices(devices))
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"sim-z2m-{base_topic}"
+        )
+        self._client.will_set(
+            f"{base_topic}/bridge/state", '{"state": "offline"}', qos=1, retain=True
+        )
+        self._host, self._port, self._base = host, port, base_topic
+
+    def start(self, timeout: float = 10.0) -> Zigbee2MqttBridge:
+        """Connect; publish the bridge state and the device list, retained."""
+        self._client.connect(self._host, self._port)
+        self._client.loop_start()
+        for topic, payload in (
+            (f"{self._base}/bridge/state", '{"state": "online"}'),
+            (self.topic, self.payload),
+        ):
+            self._client.publish(topic, payload, qos=1, retain=True).wait_for_publish(timeout)
+        _LOGGER.info(
+            "zigbee2mqtt bridge -> %s (%d devices)", self.topic, len(json.loads(self.payload))
+        )
+        return self
+
+    def stop(self) -> None:
+        """Say offline and disconnect (the device list stays retained, as Zigbee2MQTT's does)."""
+        self._client.publish(
+            f"{self._base}/bridge/state", '{"state": "offline"}', qos=1, retain=True
+        ).wait_for_publish(5)
+        self._client.disconnect()
+        self._client.loop_stop()
 
 
 FAMILIES.update(

@@ -287,6 +287,9 @@ def test_command_line_runs_the_develop_families(mosquitto: Mosquitto, peer: Paho
         ):
             peer.subscribe(topic)
             assert peer.expect(topic, timeout=10).payload == online
+        peer.subscribe("zigbee2mqtt/bridge/devices")
+        listed = json.loads(peer.expect("zigbee2mqtt/bridge/devices").payload)
+        assert [entry["friendly_name"] for entry in listed] == ["Coordinator", "back_door"]
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=10)
     finally:

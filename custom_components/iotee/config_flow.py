@@ -52,8 +52,17 @@ from .const import (
 from .core.custom_device import CUSTOM, KIND as CUSTOM_KIND, KIND_RELAYS as CUSTOM_RELAYS
 from .core.device_settings import KEY_RELAY_KEYS
 from .core.device_types import DEVICE_TYPES
+from .core.zigbee2mqtt import BridgeDevice
 from .custom_flow import CustomDeviceFlow
-from .device_flow import check_relay_keys, check_settings, relay_keys_field, settings_schema
+from .device_flow import (
+    bridge_choices,
+    check_relay_keys,
+    check_settings,
+    pick_schema,
+    picked_settings,
+    relay_keys_field,
+    settings_schema,
+)
 
 CONF_NAME = "name"
 MAX_RELAYS = 32
@@ -339,6 +348,7 @@ class DeviceSubentryFlow(CustomDeviceFlow):
         """Start empty."""
         self._data: dict[str, Any] = {}
         self._title = ""
+        self._choices: list[BridgeDevice] = []
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """Name, type and id of the device."""
@@ -379,10 +389,32 @@ class DeviceSubentryFlow(CustomDeviceFlow):
         """After name and type: the type's settings, then its relays, then done."""
         if self._data[CONF_DEVICE_TYPE] == CUSTOM:
             return await self.async_step_custom()
+        if self.source != "reconfigure":
+            stored = [
+                sub.data
+                for sub in self._get_entry().subentries.values()
+                if sub.subentry_type == SUBENTRY_DEVICE
+            ]
+            self._choices = bridge_choices(self.hass, self._data[CONF_DEVICE_TYPE], stored)
+            if self._choices:
+                return await self.async_step_zigbee2mqtt_pick()
         dtype = DEVICE_TYPES[self._data[CONF_DEVICE_TYPE]]
         if dtype.settings:
             return await self.async_step_settings()
         return await self._async_after_settings()
+
+    async def async_step_zigbee2mqtt_pick(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Pick one of the devices Zigbee2MQTT lists (not configured yet), or none to type it."""
+        if user_input is not None:
+            picked = user_input.get("bridge_device")
+            if picked is not None and picked.isdecimal() and int(picked) < len(self._choices):
+                self._data |= picked_settings(self._choices[int(picked)])
+            return await self.async_step_settings()
+        return self.async_show_form(
+            step_id="zigbee2mqtt_pick", data_schema=pick_schema(self._choices)
+        )
 
     async def _async_after_custom(self) -> SubentryFlowResult:
         return await self._async_after_settings()

@@ -51,6 +51,7 @@ from .core.model import CommandRecord, CommandStatus, ErrorCode, new_command_id,
 from .core.params import check_params
 from .core.state_parser import read_state
 from .core.store import AsyncCommandStore, StoreFaultError
+from .core.zigbee2mqtt import BridgeDevice, bridge_topics, parse_bridge_devices
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -131,6 +132,9 @@ class CommandEngine:
         self._by_topic: dict[str, list[_Tracked]] = {}
         self._by_target: dict[tuple[str, str], _Tracked] = {}
         self._late: dict[str, list[tuple[_Tracked, datetime]]] = {}
+        self.zigbee2mqtt: dict[str, tuple[BridgeDevice, ...]] = {}
+        """The locks and switches Zigbee2MQTT lists, by base topic (to pick from)."""
+        self._bridge_topics: dict[str, str] = {}
         self._state_topics: dict[str, list[_StateTopic]] = {}
         """State topics by topic: one topic may carry several states (a Zigbee2MQTT device's
         JSON names all its relays)."""
@@ -305,7 +309,8 @@ class CommandEngine:
         Ids (``WILDCARD_PLACEHOLDERS``) become ``+``, so devices of one built-in type share
         filters; settings such as a topic prefix or a friendly name are filled in per device.
         """
-        filters: dict[str, None] = {}
+        self._bridge_topics = bridge_topics(self.devices.values())
+        filters: dict[str, None] = dict.fromkeys(self._bridge_topics)
         for dtype in DEVICE_TYPES.values():
             if dtype.discoverable:
                 filters[filter_for(dtype.availability_topic, {})] = None
@@ -711,7 +716,7 @@ class CommandEngine:
         state_topics = self._state_topics.get(msg.topic)
         if state_topics is not None:
             self._on_state(state_topics, payload)
-        elif self._discovery_listeners:
+        else:
             self._maybe_discovered(msg.topic, payload)
 
     def _apply(self, tracked: _Tracked, verdict: Verdict) -> None:
@@ -805,6 +810,12 @@ class CommandEngine:
             )
 
     def _maybe_discovered(self, topic: str, payload: str) -> None:
+        base = self._bridge_topics.get(topic)
+        if base is not None:
+            self.zigbee2mqtt[base] = parse_bridge_devices(payload)
+            return
+        if not self._discovery_listeners:
+            return
         for dtype in DEVICE_TYPES.values():
             if not dtype.discoverable:
                 continue
