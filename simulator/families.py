@@ -358,9 +358,7 @@ class Zigbee2MqttBridge:
         """Describe the bridge of ``devices``; ``start`` publishes its device list."""
         self.topic = f"{base_topic}/bridge/devices"
         self.payload = json.dumps(bridge_devices(devices))
-        self._client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"sim-z2m-{base_topic}"
-        )
+        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"sim-z2m-{base_topic}")
         self._client.will_set(
             f"{base_topic}/bridge/state", '{"state": "offline"}', qos=1, retain=True
         )
