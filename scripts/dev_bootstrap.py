@@ -2,7 +2,7 @@
 
 Run by scripts/develop once HA answers. Idempotent: on the first run it onboards an owner
 account, configures HA's MQTT integration against the development broker, adds the IoTee hub
-with its two simulated devices and creates an admin API key; later runs find all that in place.
+with its simulated devices and creates an admin API key; later runs find all that in place.
 What a later run needs (the owner's refresh token, the API key) is kept in
 ``<config>/.iotee-develop.json``, inside the development config directory only.
 """
@@ -29,7 +29,22 @@ DEVICES = (
         "hardware_id": "abc123456789",
         "relays": 4,
     },
+    {
+        "name": "Garage relays",
+        "device_type": "shelly_gen2",
+        "hardware_id": "shellyplus2pm-dev",
+        "relays": 2,
+    },
+    {"name": "Back door", "device_type": "zigbee2mqtt_lock", "hardware_id": "back_door"},
+    {
+        "name": "Garden board",
+        "device_type": "esphome_switch",
+        "hardware_id": "garden-board",
+        "relays": 2,
+    },
 )
+"""The simulated devices (``scripts/develop`` starts them): one of each family. Their settings
+are the add-device flow's defaults (topic prefix / friendly name = hardware id)."""
 
 
 class Bootstrap:
@@ -220,7 +235,9 @@ async def main() -> int:
         "\n=== IoTee development setup is ready ===\n"
         f"Home Assistant: {args.base}  (user: {OWNER['username']}, password: {OWNER['password']})\n"
         f"MQTT broker:    127.0.0.1:{args.mqtt_port}\n"
-        "Devices:        ABC123 (iotee_device), abc123456789 (wlte_relay, 4 relays)\n"
+        "Devices:        "
+        + ", ".join(f"{d['hardware_id']} ({d['device_type']})" for d in DEVICES)
+        + "\n"
         f"Admin API key:  {state['api_key']}\n"
         f"  export IOTEE_API_KEY={state['api_key']}\n"
         "  curl -s -X POST http://127.0.0.1:8123/api/iotee/devices/ABC123/commands \\\n"

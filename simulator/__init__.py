@@ -1,4 +1,4 @@
-"""Simulated MQTT devices for IoTee: the three device types, following their contracts exactly.
+"""Simulated MQTT devices for IoTee: every device type, following its contract exactly.
 
 API (all in ``simulator.devices``, re-exported here)::
 
@@ -44,12 +44,17 @@ offline publishes its retained offline availability and stays disconnected); set
 mode reconnects. ``delay`` postpones every answer; commands keep the behaviour they arrived
 under. The state is announced (retained, except Tasmota's ``stat``) whenever the device connects.
 
+The families (Shelly Gen2+, Zigbee2MQTT, ESPHome) are in ``simulator.families``, which see:
+``SimulatedDevice(Kind.SHELLY_GEN2, "shellyplus2pm-a1", relays=2)`` builds one, with the same API;
+``base_topic`` (Zigbee2MQTT) and ``object_ids`` (ESPHome) are keyword arguments.
+
 Command line: ``python -m simulator --host 127.0.0.1 --port 1883 --device iotee_device:ABC123
 --device wlte_relay:abc123456789:4 --device tasmota:tasmota_1:2:pulse=1`` (see ``--help``).
 """
 
 from __future__ import annotations
 
+from . import families as _families  # noqa: F401  (registers the families' classes)
 from .devices import Behaviour, Kind, Mode, SimulatedDevice
 
 __all__ = ["Behaviour", "Kind", "Mode", "SimulatedDevice"]

@@ -8,7 +8,8 @@ Example::
 
 A device is ``KIND:ID[:RELAYS[:pulse=I,J]]``; ``pulse=`` (tasmota) lists the relays with a
 PulseTime. Every command received and every answer is logged; on exit each device publishes its
-offline availability and disconnects.
+offline availability and disconnects. Zigbee2MQTT devices come with their bridge's retained
+``zigbee2mqtt/bridge/devices`` list.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import threading
 from types import FrameType
 
 from .devices import Behaviour, Kind, Mode, SimulatedDevice
+from .families import Zigbee2MqttBridge, Zigbee2MqttDevice
 
 _LOGGER = logging.getLogger("simulator")
 
@@ -57,8 +59,8 @@ def parse_device(text: str) -> DeviceSpec:
             pulse = tuple(int(index) for index in parts[3].removeprefix("pulse=").split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"bad relay count or pulse list in {text!r}") from None
-    if kind is Kind.IOTEE_DEVICE and (len(parts) > 2):
-        raise argparse.ArgumentTypeError("iotee_device takes no relay count")
+    if kind.is_lock and (len(parts) > 2):
+        raise argparse.ArgumentTypeError(f"{kind} takes no relay count")
     if pulse and kind is not Kind.TASMOTA:
         raise argparse.ArgumentTypeError("pulse= applies to tasmota devices only")
     return DeviceSpec(kind, parts[1], relays, pulse)
@@ -78,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=parse_device,
         required=True,
         metavar="KIND:ID[:RELAYS[:pulse=I,J]]",
-        help="a device to simulate (repeatable); KIND is iotee_device, wlte_relay or tasmota",
+        help="a device to simulate (repeatable); KIND is one of " + ", ".join(Kind),
     )
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before answering")
     parser.add_argument("--mode", choices=[mode.value for mode in Mode], default=Mode.NORMAL.value)
@@ -109,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     devices: list[SimulatedDevice] = []
+    bridge: Zigbee2MqttBridge | None = None
     try:
         for spec in args.devices:
             device = SimulatedDevice(
@@ -123,6 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             device.start(timeout=args.connect_timeout)
             devices.append(device)
             _LOGGER.info("%s started on %s:%d", device, args.host, args.port)
+        zigbee = [device for device in devices if isinstance(device, Zigbee2MqttDevice)]
+        if zigbee:
+            bridge = Zigbee2MqttBridge(args.host, args.port, zigbee).start(args.connect_timeout)
         _LOGGER.info("running %d device(s); Ctrl-C to stop", len(devices))
         while not done.wait(1.0):
             pass
@@ -130,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _LOGGER.error("%s", err)
         return 1
     finally:
+        if bridge is not None:
+            bridge.stop()
         for device in reversed(devices):
             device.stop(clean=True)
     return 0

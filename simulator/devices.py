@@ -41,6 +41,20 @@ class Kind(StrEnum):
     IOTEE_DEVICE = "iotee_device"
     WLTE_RELAY = "wlte_relay"
     TASMOTA = "tasmota"
+    SHELLY_GEN2 = "shelly_gen2"
+    ZIGBEE2MQTT_LOCK = "zigbee2mqtt_lock"
+    ZIGBEE2MQTT_SWITCH = "zigbee2mqtt_switch"
+    ESPHOME_LOCK = "esphome_lock"
+    ESPHOME_SWITCH = "esphome_switch"
+
+    @property
+    def is_lock(self) -> bool:
+        """Return True for kinds that are a lock (no relays)."""
+        return self in (Kind.IOTEE_DEVICE, Kind.ZIGBEE2MQTT_LOCK, Kind.ESPHOME_LOCK)
+
+
+FAMILIES: dict[Kind, type[SimulatedDevice]] = {}
+"""The subclasses speaking the families' contracts (filled by ``simulator.families``)."""
 
 
 class Mode(StrEnum):
@@ -149,7 +163,18 @@ class _Session:
 
 
 class SimulatedDevice:
-    """One simulated device on a broker; see the package docstring for the contracts."""
+    """One simulated device on a broker; see the package docstring for the contracts.
+
+    ``SimulatedDevice(kind, ...)`` builds the family's subclass for the kinds of
+    ``simulator.families`` (Shelly, Zigbee2MQTT, ESPHome).
+    """
+
+    def __new__(cls, kind: Kind | str, *_args: object, **_kwargs: object) -> SimulatedDevice:
+        """Return an instance of the class speaking ``kind``'s contract."""
+        chosen = cls
+        if cls is SimulatedDevice and kind in FAMILIES:  # an unknown kind: __init__ says so
+            chosen = FAMILIES[Kind(kind)]
+        return super().__new__(chosen)
 
     def __init__(
         self,
@@ -162,13 +187,16 @@ class SimulatedDevice:
         behaviour: Behaviour | None = None,
         pulse_relays: Iterable[int] = (),
         client_id: str | None = None,
+        base_topic: str = "zigbee2mqtt",
+        object_ids: Iterable[str] = (),
     ) -> None:
         """Describe a device; ``start`` connects it.
 
         ``device_id`` is the id in the device's topics (hardware id, WLTE device id or Tasmota
         topic). ``relays`` is the relay count (ignored for iotee_device). ``pulse_relays`` lists
         the Tasmota relays with a PulseTime configured: an ON there turns OFF after
-        ``behaviour.pulse`` seconds.
+        ``behaviour.pulse`` seconds. ``base_topic`` is Zigbee2MQTT's; ``object_ids`` name the
+        ESPHome entities (the lock's, or one switch per relay; default ``lock``/``relay_<n>``).
         """
         self.kind = Kind(kind)
         if not device_id or any(char in device_id for char in "/+#"):
@@ -178,7 +206,9 @@ class SimulatedDevice:
         self.device_id = device_id
         self.host = host
         self.port = port
-        self.relays = 0 if self.kind is Kind.IOTEE_DEVICE else relays
+        self.relays = 0 if self.kind.is_lock else relays
+        self.base_topic = base_topic
+        self.object_ids = tuple(object_ids)
         self.pulse_relays = frozenset(pulse_relays)
         if not self.pulse_relays <= set(range(1, self.relays + 1)):
             raise ValueError(f"pulse_relays must be among the relays 1..{self.relays}")
@@ -194,7 +224,14 @@ class SimulatedDevice:
         self._started = False
         self._rebooting = False
         self._firmware = _Firmware(f"simulator-{self.kind}-{device_id}")
+        self.availability_topic = ""
+        self.payload_online = self.payload_offline = ""
+        self._subscriptions: list[str] = []
+        self._contract()
 
+    def _contract(self) -> None:
+        """Set the availability topic and payloads and the command subscriptions."""
+        device_id = self.device_id
         base = {
             Kind.IOTEE_DEVICE: f"iotee/dev/{device_id}",
             Kind.WLTE_RELAY: f"wlte/{device_id}",
@@ -266,7 +303,7 @@ class SimulatedDevice:
     def state(self) -> dict[str, bool]:
         """Return a snapshot: ``{"lock": locked}`` or ``{"relay1": on, "relay2": on, ...}``."""
         with self._state_lock:
-            if self.kind is Kind.IOTEE_DEVICE:
+            if self.kind.is_lock:
                 return {"lock": self._locked}
             return {f"relay{index}": on for index, on in self._relay_on.items()}
 
@@ -438,12 +475,15 @@ class SimulatedDevice:
                 self.availability_topic, self.payload_online, retain=True, session=session
             )
         ]
-        if self.kind is Kind.IOTEE_DEVICE:
-            pending.append(self._publish_lock(session))
-        else:
-            pending.extend(self._publish_relay(index, session) for index in self._relay_on)
+        pending.extend(self._announce_state(session))
         session.pending = pending
         session.ready.set()
+
+    def _announce_state(self, session: _Session) -> list[paho.MQTTMessageInfo | None]:
+        """Publish the state a device announces when it connects."""
+        if self.kind is Kind.IOTEE_DEVICE:
+            return [self._publish_lock(session)]
+        return [self._publish_relay(index, session) for index in self._relay_on]
 
     def _apply_availability(self, timeout: float) -> None:
         """Connect or drop the connection to match the current mode."""
@@ -564,12 +604,16 @@ class SimulatedDevice:
         if behaviour.mode in (Mode.SILENT, Mode.OFFLINE):
             _LOGGER.info("%s    (%s: no answer)", self, behaviour.mode)
             return
-        handler = {
+        handler = self._handler()
+        self._firmware.call_later(behaviour.delay, lambda: handler(msg.topic, payload, behaviour))
+
+    def _handler(self) -> Callable[[str, str, Behaviour], None]:
+        """Return what handles a command message (topic, payload, behaviour)."""
+        return {
             Kind.IOTEE_DEVICE: self._handle_iotee,
             Kind.WLTE_RELAY: self._handle_wlte,
             Kind.TASMOTA: self._handle_tasmota,
         }[self.kind]
-        self._firmware.call_later(behaviour.delay, lambda: handler(msg.topic, payload, behaviour))
 
     def _reboot_command(self, behaviour: Behaviour) -> None:
         if behaviour.mode is Mode.REJECT:

@@ -50,7 +50,20 @@ from .const import (
     DOMAIN,
     SUBENTRY_DEVICE,
 )
+from .core.custom_device import CUSTOM, KIND as CUSTOM_KIND, KIND_RELAYS as CUSTOM_RELAYS
+from .core.device_settings import KEY_RELAY_KEYS
 from .core.device_types import DEVICE_TYPES
+from .core.zigbee2mqtt import BridgeDevice
+from .custom_flow import CustomDeviceFlow
+from .device_flow import (
+    bridge_choices,
+    check_relay_keys,
+    check_settings,
+    pick_schema,
+    picked_settings,
+    relay_keys_field,
+    settings_schema,
+)
 
 CONF_NAME = "name"
 MAX_RELAYS = 32
@@ -366,13 +379,14 @@ class IoteeOptionsFlow(OptionsFlow):
         )
 
 
-class DeviceSubentryFlow(ConfigSubentryFlow):
+class DeviceSubentryFlow(CustomDeviceFlow):
     """Add or reconfigure one device of the hub."""
 
     def __init__(self) -> None:
         """Start empty."""
         self._data: dict[str, Any] = {}
         self._title = ""
+        self._choices: list[BridgeDevice] = []
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """Name, type and id of the device."""
@@ -389,9 +403,7 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
                     CONF_HARDWARE_ID: hardware_id,
                     CONF_DEVICE_TYPE: user_input[CONF_DEVICE_TYPE],
                 }
-                if DEVICE_TYPES[user_input[CONF_DEVICE_TYPE]].has_relays:
-                    return await self.async_step_relays()
-                return self._create_device(self._data)
+                return await self._async_next_step()
         schema = vol.Schema(
             {
                 vol.Required(CONF_NAME): TextSelector(),
@@ -411,24 +423,96 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
             errors=errors,
         )
 
+    async def _async_next_step(self) -> SubentryFlowResult:
+        """After name and type: the type's settings, then its relays, then done."""
+        if self._data[CONF_DEVICE_TYPE] == CUSTOM:
+            return await self.async_step_custom()
+        if self.source != "reconfigure":
+            stored = [
+                sub.data
+                for sub in self._get_entry().subentries.values()
+                if sub.subentry_type == SUBENTRY_DEVICE
+            ]
+            self._choices = bridge_choices(self.hass, self._data[CONF_DEVICE_TYPE], stored)
+            if self._choices:
+                return await self.async_step_zigbee2mqtt_pick()
+        dtype = DEVICE_TYPES[self._data[CONF_DEVICE_TYPE]]
+        if dtype.settings:
+            return await self.async_step_settings()
+        return await self._async_after_settings()
+
+    async def async_step_zigbee2mqtt_pick(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Pick one of the devices Zigbee2MQTT lists (not configured yet), or none to type it."""
+        if user_input is not None:
+            picked = user_input.get("bridge_device")
+            if picked is not None and picked.isdecimal() and int(picked) < len(self._choices):
+                self._data |= picked_settings(self._choices[int(picked)])
+            return await self.async_step_settings()
+        return self.async_show_form(
+            step_id="zigbee2mqtt_pick", data_schema=pick_schema(self._choices)
+        )
+
+    async def _async_after_custom(self) -> SubentryFlowResult:
+        return await self._async_after_settings()
+
+    async def _async_after_settings(self) -> SubentryFlowResult:
+        dtype = DEVICE_TYPES[self._data[CONF_DEVICE_TYPE]]
+        if dtype.has_relays or self._data.get(CUSTOM_KIND) == CUSTOM_RELAYS:
+            return await self.async_step_relays()
+        if self.source == "reconfigure":
+            return self.async_update_and_abort(
+                self._get_entry(),
+                self._get_reconfigure_subentry(),
+                title=self._title,
+                data=self._data,
+            )
+        return self._create_device(self._data)
+
+    async def async_step_settings(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """The family's settings: topic prefix, friendly name and base topic, object ids."""
+        dtype = DEVICE_TYPES[self._data[CONF_DEVICE_TYPE]]
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            values, errors = check_settings(dtype, user_input)
+            if not errors:
+                self._data |= values
+                return await self._async_after_settings()
+        schema = settings_schema(dtype, self._data, self._data[CONF_HARDWARE_ID])
+        return self.async_show_form(
+            step_id="settings",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input or {}),
+            errors=errors,
+            description_placeholders={"device_type": dtype.name},
+        )
+
     async def async_step_relays(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
-        """Relay count, the Tasmota topic, and which relays are locks."""
+        """Relay count, the Tasmota topic, relay names, and which relays are locks."""
         is_tasmota = self._data[CONF_DEVICE_TYPE] == "tasmota"
+        dtype = DEVICE_TYPES[self._data[CONF_DEVICE_TYPE]]
         errors: dict[str, str] = {}
         if user_input is not None:
             relays = int(user_input[CONF_RELAYS])
             locks = sorted({int(relay) for relay in user_input.get(CONF_RELAY_LOCKS, [])})
             topic = str(user_input.get(CONF_MQTT_TOPIC, "")).strip()
+            relay_keys, keys_error = check_relay_keys(dtype, user_input, relays)
             if any(relay > relays for relay in locks):
                 errors[CONF_RELAY_LOCKS] = "invalid_relay_lock"
             elif is_tasmota and not ID_PATTERN.match(topic):
                 errors[CONF_MQTT_TOPIC] = "invalid_id"
+            elif keys_error is not None:
+                errors[KEY_RELAY_KEYS] = keys_error
             else:
                 data = self._data | {CONF_RELAYS: relays, CONF_RELAY_LOCKS: locks}
                 if is_tasmota:
                     data[CONF_MQTT_TOPIC] = topic
+                if dtype.relay_keys:
+                    data[KEY_RELAY_KEYS] = relay_keys
                 if self.source == "reconfigure":
                     return self.async_update_and_abort(
                         self._get_entry(),
@@ -459,6 +543,7 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
                     default=self._data.get(CONF_MQTT_TOPIC, self._data[CONF_HARDWARE_ID]),
                 )
             ] = TextSelector()
+        schema |= relay_keys_field(dtype, self._data)
         return self.async_show_form(step_id="relays", data_schema=vol.Schema(schema), errors=errors)
 
     def _create_device(self, data: dict[str, Any]) -> SubentryFlowResult:
@@ -480,11 +565,7 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
         self._data = dict(subentry.data)
         if user_input is not None:
             self._title = user_input[CONF_NAME].strip() or subentry.title
-            if DEVICE_TYPES[self._data[CONF_DEVICE_TYPE]].has_relays:
-                return await self.async_step_relays()
-            return self.async_update_and_abort(
-                self._get_entry(), subentry, title=self._title, data=self._data
-            )
+            return await self._async_next_step()
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=vol.Schema(

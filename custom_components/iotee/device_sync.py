@@ -14,35 +14,15 @@ from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 
-from .const import (
-    CONF_DEVICE_TYPE,
-    CONF_HARDWARE_ID,
-    CONF_MQTT_TOPIC,
-    CONF_RELAY_LOCKS,
-    CONF_RELAYS,
-    DOMAIN,
-    SUBENTRY_DEVICE,
-)
+from .const import DOMAIN, SUBENTRY_DEVICE
 from .core.device_config import DeviceConfig
-from .core.device_types import DEVICE_TYPES
+from .core.device_settings import device_config
 from .runtime import IoteeConfigEntry
 
 
 def device_config_from_subentry(subentry: ConfigSubentry) -> DeviceConfig:
     """Build a DeviceConfig from a device subentry's data."""
-    data = subentry.data
-    relays = int(data.get(CONF_RELAYS, 0))
-    return DeviceConfig(
-        hardware_id=data[CONF_HARDWARE_ID],
-        name=subentry.title,
-        device_type=DEVICE_TYPES[data[CONF_DEVICE_TYPE]],
-        relays=relays,
-        mqtt_id=data.get(CONF_MQTT_TOPIC, ""),
-        # A relay beyond the device's relays (their count was lowered) drives no lock.
-        relay_locks=frozenset(
-            int(relay) for relay in data.get(CONF_RELAY_LOCKS, []) if 1 <= int(relay) <= relays
-        ),
-    )
+    return device_config(subentry.data, subentry.title)
 
 
 def device_configs(entry: IoteeConfigEntry) -> dict[str, DeviceConfig]:

@@ -38,7 +38,7 @@ from homeassistant.helpers import issue_registry as ir
 
 from .const import DOMAIN, EVENT_COMMAND_STATUS
 from .core.device_config import DeviceConfig, DeviceState
-from .core.device_types import DEVICE_TYPES, CommandSpec, DeviceType, render
+from .core.device_types import DEVICE_TYPES, CommandSpec, DeviceType, topic_filter as filter_for
 from .core.errors import (
     InvalidRelayError,
     NotRetryableError,
@@ -49,7 +49,9 @@ from .core.errors import (
 from .core.matcher import ConfirmationMatcher, Verdict
 from .core.model import CommandRecord, CommandStatus, ErrorCode, new_command_id, utcnow
 from .core.params import check_params
+from .core.state_parser import read_state
 from .core.store import AsyncCommandStore, StoreFaultError
+from .core.zigbee2mqtt import BridgeDevice, bridge_topics, parse_bridge_devices
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -130,7 +132,12 @@ class CommandEngine:
         self._by_topic: dict[str, list[_Tracked]] = {}
         self._by_target: dict[tuple[str, str], _Tracked] = {}
         self._late: dict[str, list[tuple[_Tracked, datetime]]] = {}
-        self._state_topics: dict[str, _StateTopic] = {}
+        self.zigbee2mqtt: dict[str, tuple[BridgeDevice, ...]] = {}
+        """The locks and switches Zigbee2MQTT lists, by base topic (to pick from)."""
+        self._bridge_topics: dict[str, str] = {}
+        self._state_topics: dict[str, list[_StateTopic]] = {}
+        """State topics by topic: one topic may carry several states (a Zigbee2MQTT device's
+        JSON names all its relays)."""
         self._command_listeners: list[CommandListener] = []
         self._target_listeners: dict[tuple[str, str], list[CommandListener]] = {}
         self._device_listeners: list[DeviceListener] = []
@@ -156,18 +163,28 @@ class CommandEngine:
         self.devices[config.hardware_id] = config
         self.states.setdefault(config.hardware_id, DeviceState())
         dtype = config.device_type
-        self._state_topics[config.topic(dtype.availability_topic)] = _StateTopic(
-            config.hardware_id, "availability"
-        )
+        topics: list[tuple[str, _StateTopic]] = []
+        if dtype.availability_topic:  # a user-defined device may have none
+            topics.append(
+                (
+                    config.topic(dtype.availability_topic),
+                    _StateTopic(config.hardware_id, "availability"),
+                )
+            )
         if dtype.lock_state_topic:
-            self._state_topics[config.topic(dtype.lock_state_topic)] = _StateTopic(
-                config.hardware_id, "lock"
+            topics.append(
+                (config.topic(dtype.lock_state_topic), _StateTopic(config.hardware_id, "lock"))
             )
         if dtype.relay_state_topic:
-            for relay in range(1, config.relays + 1):
-                self._state_topics[config.topic(dtype.relay_state_topic, relay)] = _StateTopic(
-                    config.hardware_id, "relay", relay
+            topics += [
+                (
+                    config.topic(dtype.relay_state_topic, relay),
+                    _StateTopic(config.hardware_id, "relay", relay),
                 )
+                for relay in range(1, config.relays + 1)
+            ]
+        for topic, state_topic in topics:
+            self._state_topics.setdefault(topic, []).append(state_topic)
 
     def remove_device(self, hardware_id: str) -> None:
         """Forget a device that is no longer configured.
@@ -177,8 +194,12 @@ class CommandEngine:
         """
         self.devices.pop(hardware_id, None)
         self.states.pop(hardware_id, None)
-        for topic in [t for t, s in self._state_topics.items() if s.hardware_id == hardware_id]:
-            del self._state_topics[topic]
+        for topic in list(self._state_topics):
+            kept = [t for t in self._state_topics[topic] if t.hardware_id != hardware_id]
+            if kept:
+                self._state_topics[topic] = kept
+            else:
+                del self._state_topics[topic]
 
     def replace_device(self, config: DeviceConfig) -> None:
         """Take a reconfigured device's new settings; what it reported so far is kept."""
@@ -329,25 +350,28 @@ class CommandEngine:
             self._subscribed.set()
 
     def _subscription_filters(self) -> list[str]:
-        """Wildcard filters covering every topic of the types in use (and discoverable ones)."""
-        used = {d.device_type.name for d in self.devices.values()}
-        filters: list[str] = []
+        """Filters covering every topic of the devices (and the discoverable types' availability).
+
+        Ids (``WILDCARD_PLACEHOLDERS``) become ``+``, so devices of one built-in type share
+        filters; settings such as a topic prefix or a friendly name are filled in per device.
+        """
+        self._bridge_topics = bridge_topics(self.devices.values())
+        filters: dict[str, None] = dict.fromkeys(self._bridge_topics)
         for dtype in DEVICE_TYPES.values():
-            if dtype.name not in used and not dtype.discoverable:
-                continue
-            templates = [dtype.availability_topic]
-            if dtype.name in used:
-                templates += [
-                    t for t in (dtype.lock_state_topic, dtype.relay_state_topic) if t is not None
-                ]
-                templates += [spec.confirmation.topic for spec in dtype.commands.values()]
+            if dtype.discoverable:
+                filters[filter_for(dtype.availability_topic, {})] = None
+        for config in self.devices.values():
+            dtype = config.device_type
+            values = config.values()
+            templates = [
+                t
+                for t in (dtype.availability_topic, dtype.lock_state_topic, dtype.relay_state_topic)
+                if t
+            ]
+            templates += [spec.confirmation.topic for spec in dtype.commands.values()]
             for template in templates:
-                topic_filter = "/".join(
-                    "+" if "{" in level else level for level in template.split("/")
-                )
-                if topic_filter not in filters:
-                    filters.append(topic_filter)
-        return filters
+                filters[filter_for(template, values)] = None
+        return list(filters)
 
     async def async_stop(self) -> None:
         """Unsubscribe and stop timers; open commands stay open in the store for recovery."""
@@ -482,13 +506,7 @@ class CommandEngine:
             command=name,
             relay=relay_arg,
             topic=config.topic(spec.topic, relay_arg),
-            payload=render(
-                spec.payload,
-                command_id=command_id,
-                action=name,
-                relay="" if relay_arg is None else relay_arg,
-                mqtt_id=config.topic_id,
-            ),
+            payload=config.render(spec.payload, relay_arg, command_id=command_id, action=name),
             params=checked_params,
             created_at=now,
             deadline=now + timedelta(seconds=self.settings.command_timeout),
@@ -575,8 +593,11 @@ class CommandEngine:
         self._forget_late(lambda t: t.record.target == record.target and not t.matcher.correlated)
 
     def _track(self, record: CommandRecord, config: DeviceConfig, spec: CommandSpec) -> _Tracked:
-        topic = config.topic(spec.confirmation.topic, record.relay)
-        tracked = _Tracked(record, ConfirmationMatcher(record.command_id, spec.confirmation, topic))
+        confirmation = config.confirmation(spec, record.relay)
+        tracked = _Tracked(
+            record, ConfirmationMatcher(record.command_id, confirmation, confirmation.topic)
+        )
+        topic = confirmation.topic
         self._open[record.command_id] = tracked
         self._by_topic.setdefault(topic, []).append(tracked)
         self._by_target[record.target] = tracked
@@ -763,10 +784,11 @@ class CommandEngine:
         completed already shows the state that completed it (never the old one once more).
         """
         payload = msg.payload if isinstance(msg.payload, str) else str(msg.payload)
-        state_topic = self._state_topics.get(msg.topic)
+        state_topics = self._state_topics.get(msg.topic)
         config = None
-        if state_topic is not None:
-            config = self._take_state(state_topic, payload)
+        went_offline = False
+        if state_topics is not None:
+            config, went_offline = self._take_state(state_topics, payload)
         for tracked in list(self._by_topic.get(msg.topic, ())):
             verdict = tracked.matcher.feed(payload, retained=msg.retain)
             if verdict is not None:
@@ -774,11 +796,10 @@ class CommandEngine:
         if msg.topic in self._late and not msg.retain:
             self._record_late(msg.topic, payload)
         if config is not None:
-            went_offline = self.states[config.hardware_id].online is False
-            if state_topic is not None and state_topic.kind == "availability" and went_offline:
+            if went_offline:
                 self._fail_open_commands(config)
             self._notify_device(config)
-        elif state_topic is None and self._discovery_listeners:
+        elif state_topics is None and self._discovery_listeners:
             self._maybe_discovered(msg.topic, payload)
 
     def _apply(self, tracked: _Tracked, verdict: Verdict) -> None:
@@ -790,11 +811,14 @@ class CommandEngine:
                 self._move(tracked, CommandStatus.ACKNOWLEDGED)
             return
         config = self.devices.get(tracked.record.hardware_id)
-        if verdict.status is CommandStatus.COMPLETED and config is not None:
-            if self._take_confirmed_state(tracked.record):
-                self._end(tracked, verdict.status, verdict.error_code, verdict.error)
-                self._notify_device(config)
-                return
+        if (
+            verdict.status is CommandStatus.COMPLETED
+            and config is not None
+            and self._take_confirmed_state(tracked.record)
+        ):
+            self._end(tracked, verdict.status, verdict.error_code, verdict.error)
+            self._notify_device(config)
+            return
         self._end(tracked, verdict.status, verdict.error_code, verdict.error)
 
     def _take_confirmed_state(self, record: CommandRecord) -> bool:
@@ -835,30 +859,54 @@ class CommandEngine:
         else:
             del self._late[topic]
 
-    def _take_state(self, state_topic: _StateTopic, payload: str) -> DeviceConfig | None:
-        """Store what a state message reports; return its device when it reported something."""
-        config = self.devices[state_topic.hardware_id]
-        state = self.states[state_topic.hardware_id]
+    def _take_state(
+        self, state_topics: list[_StateTopic], payload: str
+    ) -> tuple[DeviceConfig | None, bool]:
+        """Store what a state message reports (every state it carries).
+
+        Return its device when it reported something, and whether it said the device is offline.
+        """
+        hardware_id = state_topics[0].hardware_id
+        config = self.devices[hardware_id]
+        state = self.states[hardware_id]
+        changed = [t for t in state_topics if self._apply_state(config, state, t, payload)]
+        if not changed:
+            return None, False
+        went_offline = state.online is False and any(t.kind == "availability" for t in changed)
+        return config, went_offline
+
+    def _apply_state(
+        self, config: DeviceConfig, state: DeviceState, state_topic: _StateTopic, payload: str
+    ) -> bool:
+        """Update ``state`` from one message (parsed by the core); False when it says nothing."""
         dtype = config.device_type
-        value = payload.strip()
         if state_topic.kind == "availability":
-            if value not in (dtype.payload_online, dtype.payload_offline):
-                return None
-            online = value == dtype.payload_online
+            reading = read_state(dtype.availability_readings, payload)
+            if reading is None or reading.value is None:
+                return False
+            online = reading.value
             if state.online is not online:
                 # Once per change, not per message: the entities become (un)available with it.
-                _LOGGER.info("%s (%s) is %s", config.name, config.hardware_id, value)
+                _LOGGER.info(
+                    "%s (%s) is %s",
+                    config.name,
+                    config.hardware_id,
+                    "online" if online else "offline",
+                )
             state.online = online
-        elif state_topic.kind == "lock":
-            if value not in (dtype.payload_locked, dtype.payload_unlocked):
-                return None
-            state.locked = value == dtype.payload_locked
+            return True
+        relay = state_topic.relay
+        readings = dtype.lock_readings if relay is None else dtype.relay_readings
+        reading = read_state(config.readings(readings, relay), payload)
+        if reading is None:
+            return False
+        if relay is None:
+            state.locked = reading.value
+        elif reading.value is None:
+            state.relays.pop(relay, None)
         else:
-            if value not in (dtype.payload_on, dtype.payload_off):
-                return None
-            assert state_topic.relay is not None
-            state.relays[state_topic.relay] = value == dtype.payload_on
-        return config
+            state.relays[relay] = reading.value
+        return True
 
     def _notify_device(self, config: DeviceConfig) -> None:
         state = self.states[config.hardware_id]
@@ -883,8 +931,17 @@ class CommandEngine:
             )
 
     def _maybe_discovered(self, topic: str, payload: str) -> None:
+        base = self._bridge_topics.get(topic)
+        if base is not None:
+            self.zigbee2mqtt[base] = parse_bridge_devices(payload)
+            return
+        if not self._discovery_listeners:
+            return
         for dtype in DEVICE_TYPES.values():
-            if not dtype.discoverable or payload.strip() != dtype.payload_online:
+            if not dtype.discoverable:
+                continue
+            reading = read_state(dtype.availability_readings, payload)
+            if reading is None or reading.value is not True:
                 continue
             prefix, _, suffix = dtype.availability_topic.partition("{mqtt_id}")
             if topic.startswith(prefix) and topic.endswith(suffix):

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
-from .device_types import DeviceType
+from .device_types import (
+    CommandSpec,
+    Confirmation,
+    DeviceType,
+    SequenceConfirmation,
+    StateValue,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +26,10 @@ class DeviceConfig:
     relay_locks: frozenset[int] = frozenset()
     device_id: str | None = None
     """The Home Assistant device registry id, once the device is registered."""
+    settings: Mapping[str, str] = field(default_factory=dict)
+    """The family's settings (``DeviceType.settings``): topic prefix, friendly name, ..."""
+    relay_keys: tuple[str, ...] = ()
+    """The device-side name of each relay, in order (empty: the type's default names)."""
 
     @property
     def topic_id(self) -> str:
@@ -35,9 +46,55 @@ class DeviceConfig:
             targets.append("reboot")
         return targets
 
+    def relay_key(self, relay: int) -> str:
+        """Return the device-side name of ``relay`` (a state property, an object id)."""
+        if 1 <= relay <= len(self.relay_keys):
+            return self.relay_keys[relay - 1]
+        return self.device_type.relay_key(relay, self.relays)
+
+    def values(self, relay: int | None = None) -> dict[str, object]:
+        """Return what the templates of this device are filled with (for ``relay``)."""
+        values: dict[str, object] = dict(self.device_type.default_settings(self.hardware_id))
+        values.update(self.settings)
+        values["mqtt_id"] = self.topic_id
+        if relay is None:
+            values.update(relay="", relay0="", relay_key="")
+        else:
+            values.update(relay=relay, relay0=relay - 1, relay_key=self.relay_key(relay))
+        return values
+
+    def render(self, template: str, relay: int | None = None, **extra: object) -> str:
+        """Render one of this device's topic or payload templates."""
+        return template.format(**(self.values(relay) | extra))
+
     def topic(self, template: str, relay: int | None = None) -> str:
         """Render one of this device's topic templates."""
-        return template.format(mqtt_id=self.topic_id, relay="" if relay is None else relay)
+        return self.render(template, relay)
+
+    def confirmation(self, spec: CommandSpec, relay: int | None) -> Confirmation:
+        """Return ``spec``'s confirmation with this device's topic and field names filled in."""
+        confirmation = spec.confirmation
+        values = self.values(relay)
+        topic = confirmation.topic.format(**values)
+        if isinstance(confirmation, SequenceConfirmation):
+            return replace(
+                confirmation,
+                topic=topic,
+                path=_fill(confirmation.path, values),
+                failure_path=_fill(confirmation.failure_path, values),
+            )
+        return replace(confirmation, topic=topic)
+
+    def readings(
+        self, readings: tuple[StateValue, ...], relay: int | None
+    ) -> tuple[StateValue, ...]:
+        """Return state readings with this device's field names filled in."""
+        values = self.values(relay)
+        return tuple(replace(reading, path=_fill(reading.path, values)) for reading in readings)
+
+
+def _fill(template: str | None, values: Mapping[str, object]) -> str | None:
+    return None if template is None else template.format(**values)
 
 
 @dataclass(slots=True)

@@ -1,0 +1,300 @@
+"""A device the user describes: the description's checks, its DeviceType, and one set up through
+the add-device flow and commanded end to end on the real broker."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from homeassistant.config_entries import SOURCE_USER
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.iotee.const import SUBENTRY_DEVICE
+from custom_components.iotee.core import custom_device as cd
+from custom_components.iotee.core.device_config import DeviceConfig
+from custom_components.iotee.core.matcher import ConfirmationMatcher, Verdict
+from custom_components.iotee.core.model import CommandStatus, ErrorCode
+from custom_components.iotee.core.state_parser import Reading, read_state
+
+from .broker import Message, PahoPeer
+from .conftest import wait_for
+from .helpers import engine_of, engine_subscribed, setup_hub
+
+GATE = {
+    cd.KIND: cd.KIND_RELAYS,
+    cd.COMMAND_TOPIC: "home/gate/{relay}/cmd",
+    cd.CONFIRM: cd.CONFIRM_RESULT,
+    cd.AVAILABILITY_TOPIC: "home/gate/alive",
+    cd.PAYLOAD_ONLINE: "yes",
+    cd.PAYLOAD_OFFLINE: "no",
+    cd.PAYLOAD_ON: '{{"do": "{action}", "ref": "{command_id}"}}',
+    cd.PAYLOAD_OFF: '{{"do": "{action}", "ref": "{command_id}"}}',
+    cd.JOG: cd.JOG_DEVICE,
+    cd.PAYLOAD_JOG: '{{"do": "pulse", "ref": "{command_id}"}}',
+    cd.RESULT_TOPIC: "home/gate/{relay}/ack",
+    cd.ID_FIELD: "ref",
+    cd.STATUS_FIELD: "outcome",
+    cd.SUCCESS_VALUES: "ok, done",
+    cd.FAILURE_VALUES: "error",
+    cd.REASON_FIELD: "why",
+}
+SAFE = {
+    cd.KIND: cd.KIND_LOCK,
+    cd.COMMAND_TOPIC: "vault/door/set",
+    cd.CONFIRM: cd.CONFIRM_STATE,
+    cd.AVAILABILITY_TOPIC: "",
+    cd.PAYLOAD_LOCK: "close",
+    cd.PAYLOAD_UNLOCK: "open",
+    cd.STATE_TOPIC: "vault/door",
+    cd.STATE_PATH: "lock.state",
+    cd.VALUE_ON: "LOCKED",
+    cd.VALUE_OFF: "UNLOCKED",
+}
+
+
+def config(data: dict[str, Any], relays: int = 0) -> DeviceConfig:
+    return DeviceConfig("dev", "Dev", cd.custom_device_type(data), relays)
+
+
+# ---- the description as a DeviceType ------------------------------------------------------
+
+
+def test_result_device_renders_and_confirms() -> None:
+    gate = config(GATE, relays=2)
+    dtype = gate.device_type
+    assert sorted(dtype.commands) == ["JOG", "OFF", "ON"]
+    assert dtype.has_relays
+    assert not dtype.has_lock
+    spec = dtype.commands["ON"]
+    assert gate.topic(spec.topic, 2) == "home/gate/2/cmd"
+    payload = gate.render(spec.payload, 2, command_id="c1", action="ON")
+    assert json.loads(payload) == {"do": "ON", "ref": "c1"}
+    confirmation = gate.confirmation(spec, 2)
+    matcher = ConfirmationMatcher("c1", confirmation, confirmation.topic)
+    assert confirmation.topic == "home/gate/2/ack"
+    assert matcher.feed('{"ref": "c2", "outcome": "ok"}', retained=False) is None
+    assert matcher.feed('{"ref": "c1", "outcome": "OK", "extra": 1}', retained=False) == Verdict(
+        CommandStatus.COMPLETED
+    )
+    failing = ConfirmationMatcher("c1", confirmation, confirmation.topic)
+    assert failing.feed(
+        '{"ref": "c1", "outcome": "error", "why": "motor stalled"}', retained=False
+    ) == (Verdict(CommandStatus.FAILED, ErrorCode.DEVICE_FAILED, "motor stalled"))
+    assert read_state(dtype.availability_readings, "no") == Reading(False)
+
+
+def test_state_device_reads_a_json_path() -> None:
+    safe = config(SAFE)
+    dtype = safe.device_type
+    assert sorted(dtype.commands) == ["lock", "unlock"]
+    assert dtype.has_lock
+    assert not dtype.has_relays
+    assert dtype.availability_topic == ""
+    confirmation = safe.confirmation(dtype.commands["lock"], None)
+    matcher = ConfirmationMatcher("c1", confirmation, confirmation.topic)
+    assert matcher.feed('{"lock": {"state": "UNLOCKED"}, "battery": 3}', retained=False) is None
+    assert matcher.feed('{"lock": {"state": "LOCKED"}}', retained=False) == Verdict(
+        CommandStatus.COMPLETED
+    )
+    readings = safe.readings(dtype.lock_readings, None)
+    assert read_state(readings, '{"lock": {"state": "UNLOCKED"}}') == Reading(False)
+
+
+def test_device_pulse_jog_is_on_then_off() -> None:
+    data = GATE | {cd.CONFIRM: cd.CONFIRM_STATE, cd.STATE_TOPIC: "home/gate/{relay}/state"}
+    data |= {cd.VALUE_ON: "1", cd.VALUE_OFF: "0"}
+    gate = config(data, relays=1)
+    confirmation = gate.confirmation(gate.device_type.commands["JOG"], 1)
+    matcher = ConfirmationMatcher("c1", confirmation, confirmation.topic)
+    assert [matcher.feed(p, retained=False) for p in ("1", "0")] == [
+        Verdict(CommandStatus.ACKNOWLEDGED),
+        Verdict(CommandStatus.COMPLETED),
+    ]
+    assert gate.device_type.relay_state_topic == "home/gate/{relay}/state"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        (cd.COMMAND_TOPIC, "home/+/cmd", "invalid_topic"),
+        (cd.COMMAND_TOPIC, "home/#", "invalid_topic"),
+        (cd.COMMAND_TOPIC, "home/{device}/cmd", "invalid_template"),
+        (cd.COMMAND_TOPIC, "home/{relay/cmd", "invalid_template"),
+        (cd.COMMAND_TOPIC, "", "invalid_topic"),
+        (cd.RESULT_TOPIC, "home/{action}/ack", "invalid_template"),
+        (cd.STATE_TOPIC, "home/{command_id}", "invalid_template"),
+        (cd.AVAILABILITY_TOPIC, "home/{relay}/alive", "invalid_template"),
+        (cd.PAYLOAD_ON, "", "invalid_payload"),
+        (cd.PAYLOAD_ON, '{"do": "x"}', "invalid_template"),
+        (cd.PAYLOAD_ON, "{relay!r}", "invalid_template"),
+        (cd.PAYLOAD_ON, "x" * 1025, "invalid_payload"),
+        (cd.STATE_PATH, "lock..state", "invalid_path"),
+        (cd.STATE_PATH, "lock state", "invalid_path"),
+        (cd.ID_FIELD, "", "invalid_path"),
+        (cd.SUCCESS_VALUES, " , ", "invalid_values"),
+        (cd.VALUE_ON, "x" * 101, "invalid_value"),
+    ],
+)
+def test_bad_fields_are_refused(field: str, value: str, error: str) -> None:
+    assert cd.check({field: value}, (field,)) == {field: error}
+
+
+def test_good_descriptions_pass_and_values_must_differ() -> None:
+    assert cd.check(GATE, tuple(GATE)) == {}
+    assert cd.check(SAFE, tuple(SAFE)) == {}
+    assert cd.check({cd.VALUE_ON: "1", cd.VALUE_OFF: "1"}, (cd.VALUE_ON, cd.VALUE_OFF)) == {
+        cd.VALUE_OFF: "same_values"
+    }
+    no_jog = {cd.JOG: cd.JOG_NONE, cd.PAYLOAD_JOG: ""}
+    assert cd.check(no_jog, (cd.PAYLOAD_JOG,)) == {}
+    assert cd.check({cd.JOG: cd.JOG_DEVICE, cd.PAYLOAD_JOG: ""}, (cd.PAYLOAD_JOG,)) == {
+        cd.PAYLOAD_JOG: "invalid_payload"
+    }
+
+
+# ---- through the add-device flow, end to end ----------------------------------------------
+
+
+async def step(hass: HomeAssistant, result: dict[str, Any], data: dict[str, Any]) -> Any:
+    return await hass.config_entries.subentries.async_configure(result["flow_id"], data)
+
+
+def answering_device(peer: PahoPeer, outcome: str = "ok") -> list[Message]:
+    """Make ``peer`` the gate: answer each command on its relay's ack topic."""
+    received: list[Message] = []
+
+    def handle(client: PahoPeer, message: Message) -> None:
+        if not message.topic.endswith("/cmd"):
+            return
+        received.append(message)
+        relay = message.topic.split("/")[2]
+        command = json.loads(message.payload)
+        answer = {"ref": command["ref"], "outcome": outcome, "why": "stuck"}
+        client._client.publish(f"home/gate/{relay}/ack", json.dumps(answer), qos=1)
+
+    peer.handlers.append(handle)
+    return received
+
+
+async def test_user_defined_device_through_the_flow_commanded_end_to_end(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry, peer: PahoPeer
+) -> None:
+    """Add the gate with the subentry flow (errors first), then command it on the broker."""
+    entry = await setup_hub(hass, ())
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_DEVICE), context={"source": SOURCE_USER}
+    )
+    result = await step(
+        hass, result, {"name": "Gate", "device_type": "custom", "hardware_id": "gate1"}
+    )
+    assert result["step_id"] == "custom"
+    first = {key: GATE[key] for key in (cd.KIND, cd.CONFIRM, cd.AVAILABILITY_TOPIC)}
+    first |= {cd.PAYLOAD_ONLINE: "yes", cd.PAYLOAD_OFFLINE: "no"}
+    result = await step(hass, result, first | {cd.COMMAND_TOPIC: "home/gate/+/cmd"})
+    assert result["errors"] == {cd.COMMAND_TOPIC: "invalid_topic"}
+    result = await step(hass, result, first | {cd.COMMAND_TOPIC: GATE[cd.COMMAND_TOPIC]})
+    assert result["step_id"] == "custom_payloads"
+    payloads = {key: GATE[key] for key in (cd.PAYLOAD_ON, cd.PAYLOAD_OFF, cd.JOG, cd.PAYLOAD_JOG)}
+    result = await step(hass, result, payloads | {cd.PAYLOAD_ON: '{"do": "on"}'})
+    assert result["errors"] == {cd.PAYLOAD_ON: "invalid_template"}
+    result = await step(hass, result, payloads)
+    assert result["step_id"] == "custom_result"
+    answers = {
+        key: GATE[key]
+        for key in (
+            cd.RESULT_TOPIC,
+            cd.ID_FIELD,
+            cd.STATUS_FIELD,
+            cd.SUCCESS_VALUES,
+            cd.FAILURE_VALUES,
+            cd.REASON_FIELD,
+        )
+    }
+    result = await step(hass, result, answers | {cd.SUCCESS_VALUES: ""})
+    assert result["errors"] == {cd.SUCCESS_VALUES: "invalid_values"}
+    result = await step(hass, result, answers)
+    assert result["step_id"] == "relays"
+    result = await step(hass, result, {"relays": 2, "relay_locks": []})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+
+    await wait_for(lambda: "gate1" in engine_of(entry).devices)
+    engine = engine_of(entry)
+    await engine_subscribed(hass, entry)
+    await hass.async_add_executor_job(peer.subscribe, "home/gate/+/cmd")
+    received = answering_device(peer)
+    await hass.async_add_executor_job(peer.publish, "home/gate/alive", "yes", True)
+    await wait_for(lambda: engine.states["gate1"].online is True)
+
+    record = await engine.async_submit("gate1", "ON", 2, source="test")
+    final = await engine.async_wait(record.command_id, 5)
+    assert final.status is CommandStatus.COMPLETED
+    assert final.device_type == "custom"
+    assert json.loads(received[0].payload) == {"do": "ON", "ref": record.command_id}
+    assert received[0].topic == "home/gate/2/cmd"
+    jog = await engine.async_wait(
+        (await engine.async_submit("gate1", "JOG", 1, source="test")).command_id, 5
+    )
+    assert jog.status is CommandStatus.COMPLETED
+    assert hass.states.get("switch.gate_relay_2").attributes["last_command_status"] == "completed"
+    assert hass.states.get("button.gate_jog_relay_1") is not None
+
+    peer.handlers.clear()
+    answering_device(peer, "error")
+    failed = await engine.async_wait(
+        (await engine.async_submit("gate1", "OFF", 2, source="test")).command_id, 5
+    )
+    assert (failed.status, failed.error_code, failed.error) == (
+        CommandStatus.FAILED,
+        "device_failed",
+        "stuck",
+    )
+
+    await hass.async_add_executor_job(peer.publish, "home/gate/alive", "no", True)
+    await wait_for(lambda: engine.states["gate1"].online is False)
+    offline = await engine.async_submit("gate1", "ON", 1, source="test")
+    assert (offline.status, offline.error_code) == (CommandStatus.FAILED, "device_offline")
+
+
+async def test_user_defined_lock_confirmed_by_a_json_state(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry, peer: PahoPeer
+) -> None:
+    """A lock without availability, confirmed by a field of its JSON state."""
+    entry = await setup_hub(hass, ())
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_DEVICE), context={"source": SOURCE_USER}
+    )
+    result = await step(
+        hass, result, {"name": "Vault", "device_type": "custom", "hardware_id": "v1"}
+    )
+    keys = (cd.KIND, cd.COMMAND_TOPIC, cd.CONFIRM, cd.AVAILABILITY_TOPIC)
+    result = await step(
+        hass,
+        result,
+        {k: SAFE[k] for k in keys} | {cd.PAYLOAD_ONLINE: "on", cd.PAYLOAD_OFFLINE: "off"},
+    )
+    result = await step(hass, result, {k: SAFE[k] for k in (cd.PAYLOAD_LOCK, cd.PAYLOAD_UNLOCK)})
+    assert result["step_id"] == "custom_state"
+    keys = (cd.STATE_TOPIC, cd.STATE_PATH, cd.VALUE_ON, cd.VALUE_OFF)
+    result = await step(hass, result, {k: SAFE[k] for k in keys})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    await wait_for(lambda: "v1" in engine_of(entry).devices)
+    engine = engine_of(entry)
+    await engine_subscribed(hass, entry)
+
+    def handle(client: PahoPeer, message: Message) -> None:
+        if message.topic == "vault/door/set":
+            state = "LOCKED" if message.payload == "close" else "UNLOCKED"
+            client._client.publish("vault/door", json.dumps({"lock": {"state": state}}), qos=1)
+
+    await hass.async_add_executor_job(peer.subscribe, "vault/door/set")
+    peer.handlers.append(handle)
+    final = await engine.async_wait(
+        (await engine.async_submit("v1", "unlock", source="test")).command_id, 5
+    )
+    assert final.status is CommandStatus.COMPLETED
+    await wait_for(lambda: hass.states.get("lock.vault").state == "unlocked")
