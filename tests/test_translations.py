@@ -146,12 +146,18 @@ def test_every_flow_string_is_used() -> None:
     uses, _ = scan()
     used = {use.path for use in uses}
     unused: list[str] = []
+    # Steps and errors the flow mixins and the core validators produce (their keys returned by
+    # functions the scan does not follow) count as used when the code names them literally;
+    # tests/test_config_flow_families.py and tests/test_custom_device.py raise each of them.
+    source = "\n".join(path.read_text() for path in Path("custom_components/iotee").rglob("*.py"))
     for path, section in _flow_sections(strings):
         for kind in ("step", "abort", "error"):
             unused += [
                 ".".join((*path, kind, key))
                 for key in section.get(kind, {})
                 if (*path, kind, key) not in used
+                and f'"{key}"' not in source
+                and f"async_step_{key}(" not in source
             ]
     for kind in ("exceptions", "issues"):
         unused += [f"{kind}.{key}" for key in strings.get(kind, {}) if not _used(used, kind, key)]

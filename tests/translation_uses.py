@@ -105,6 +105,14 @@ class _Module:
             value = getattr(self.module, node.id, None)
             if isinstance(value, str):
                 return {value}
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+            mapping = getattr(self.module, node.value.id, None)  # a module-level table
+            if (
+                isinstance(mapping, dict)
+                and mapping
+                and all(isinstance(value, str) for value in mapping.values())
+            ):
+                return set(mapping.values())
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
             cls = self._annotated_class(node.value)
             if cls is not None:
@@ -206,6 +214,12 @@ def _keyword(call: ast.Call, name: str) -> ast.expr | None:
 
 def _callee(call: ast.Call) -> str:
     func = call.func
+    if (
+        isinstance(func, ast.Attribute)
+        and func.attr == "__init__"
+        and isinstance(func.value, ast.Name)
+    ):
+        return func.value.id  # ``SomeError.__init__(self, translation_key=...)``
     return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
 
 

@@ -500,13 +500,13 @@ class DeviceSubentryFlow(CustomDeviceFlow):
             relays = int(user_input[CONF_RELAYS])
             locks = sorted({int(relay) for relay in user_input.get(CONF_RELAY_LOCKS, [])})
             topic = str(user_input.get(CONF_MQTT_TOPIC, "")).strip()
-            relay_keys, keys_error = check_relay_keys(dtype, user_input, relays)
+            relay_keys = check_relay_keys(dtype, user_input, relays)
             if any(relay > relays for relay in locks):
                 errors[CONF_RELAY_LOCKS] = "invalid_relay_lock"
             elif is_tasmota and not ID_PATTERN.match(topic):
                 errors[CONF_MQTT_TOPIC] = "invalid_id"
-            elif keys_error is not None:
-                errors[KEY_RELAY_KEYS] = keys_error
+            elif relay_keys is None:
+                errors[KEY_RELAY_KEYS] = "invalid_relay_keys"
             else:
                 data = self._data | {CONF_RELAYS: relays, CONF_RELAY_LOCKS: locks}
                 if is_tasmota:

@@ -29,12 +29,6 @@ PLACEHOLDERS = {
 """The template placeholders, shown as themselves in the forms' texts."""
 
 
-def _choice(key: str, options: list[str]) -> SelectSelector:
-    return SelectSelector(
-        SelectSelectorConfig(options=options, translation_key=key, mode=SelectSelectorMode.LIST)
-    )
-
-
 def _schema(fields: dict[str, Any], optional: tuple[str, ...] = ()) -> dict[Any, Any]:
     """Return a schema: ``fields`` maps a name to its default (a selector is picked by type)."""
     schema: dict[Any, Any] = {}
@@ -86,14 +80,24 @@ class CustomDeviceFlow(ConfigSubentryFlow):
     ) -> SubentryFlowResult:
         """Lock or relays, the command topic, how the device confirms, its availability."""
         schema: dict[Any, Any] = {
-            vol.Required(cd.KIND, default=self._value(cd.KIND, cd.KIND_RELAYS)): _choice(
-                "custom_kind", [cd.KIND_RELAYS, cd.KIND_LOCK]
+            vol.Required(cd.KIND, default=self._value(cd.KIND, cd.KIND_RELAYS)): SelectSelector(
+                SelectSelectorConfig(
+                    options=[cd.KIND_RELAYS, cd.KIND_LOCK],
+                    translation_key="custom_kind",
+                    mode=SelectSelectorMode.LIST,
+                )
             ),
             vol.Required(cd.COMMAND_TOPIC, default=self._value(cd.COMMAND_TOPIC, "")): (
                 TextSelector()
             ),
-            vol.Required(cd.CONFIRM, default=self._value(cd.CONFIRM, cd.CONFIRM_STATE)): _choice(
-                "custom_confirm", [cd.CONFIRM_STATE, cd.CONFIRM_RESULT]
+            vol.Required(
+                cd.CONFIRM, default=self._value(cd.CONFIRM, cd.CONFIRM_STATE)
+            ): SelectSelector(
+                SelectSelectorConfig(
+                    options=[cd.CONFIRM_STATE, cd.CONFIRM_RESULT],
+                    translation_key="custom_confirm",
+                    mode=SelectSelectorMode.LIST,
+                )
             ),
         }
         schema |= _schema(
@@ -126,8 +130,12 @@ class CustomDeviceFlow(ConfigSubentryFlow):
                 cd.PAYLOAD_OFF: self._value(cd.PAYLOAD_OFF, "OFF"),
             }
             schema = _schema(fields)
-            schema[vol.Required(cd.JOG, default=self._value(cd.JOG, cd.JOG_NONE))] = _choice(
-                "custom_jog", [cd.JOG_NONE, cd.JOG_DEVICE]
+            schema[vol.Required(cd.JOG, default=self._value(cd.JOG, cd.JOG_NONE))] = SelectSelector(
+                SelectSelectorConfig(
+                    options=[cd.JOG_NONE, cd.JOG_DEVICE],
+                    translation_key="custom_jog",
+                    mode=SelectSelectorMode.LIST,
+                )
             )
             schema |= _schema(
                 {cd.PAYLOAD_JOG: self._value(cd.PAYLOAD_JOG, "")}, optional=(cd.PAYLOAD_JOG,)

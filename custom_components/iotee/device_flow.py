@@ -85,14 +85,12 @@ def relay_keys_field(dtype: DeviceType, current: Mapping[str, Any]) -> dict[Any,
 
 def check_relay_keys(
     dtype: DeviceType, user_input: Mapping[str, Any], relays: int
-) -> tuple[list[str], str | None]:
-    """Return the relay names to store (empty: the defaults) and an error key, if any."""
+) -> list[str] | None:
+    """Return the relay names to store (empty: the defaults); None when they are invalid."""
     if not dtype.relay_keys:
-        return [], None
+        return []
     keys = parse_relay_keys(str(user_input.get(KEY_RELAY_KEYS, "")), relays)
-    if keys is None:
-        return [], "invalid_relay_keys"
-    return list(keys), None
+    return None if keys is None else list(keys)
 
 
 def bridge_choices(

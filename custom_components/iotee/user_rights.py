@@ -10,6 +10,8 @@ Assistant's ``Unauthorized``, with a translated message naming the action.
 
 from __future__ import annotations
 
+from typing import Final
+
 from homeassistant.auth.models import User
 from homeassistant.auth.permissions.const import POLICY_CONTROL
 from homeassistant.core import HomeAssistant, ServiceCall
@@ -29,6 +31,14 @@ def user_scopes(user: User) -> frozenset[str]:
     return READ_ONLY
 
 
+REFUSAL_KEYS: Final[dict[Right, str]] = {
+    Right.ADMIN: "action_needs_admin",
+    Right.CONTROL: "action_needs_control",
+    Right.READ: "action_needs_read",
+}
+"""The translated refusal of an action, by the first right its user lacks."""
+
+
 class ActionRefusedError(Unauthorized):
     """An action refused because its user lacks a right the operation needs."""
 
@@ -40,7 +50,7 @@ class ActionRefusedError(Unauthorized):
         HomeAssistantError.__init__(
             self,
             translation_domain=DOMAIN,
-            translation_key=f"action_needs_{right.value}",
+            translation_key=REFUSAL_KEYS[right],
             translation_placeholders={"action": f"{call.domain}.{call.service}"},
         )
         self.right = right
