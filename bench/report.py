@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 import os
 from pathlib import Path
@@ -20,9 +21,28 @@ README_START = "<!-- bench:table:start -->"
 README_END = "<!-- bench:table:end -->"
 
 
+TABLES = {
+    "stock": "Stock broker (headline): mosquitto's default configuration, no socket option"
+    " touched, Home Assistant not pinned (one core for row 3)",
+    "candidate": "Candidate: the Commands API answers once the record is stored (`pending`),"
+    " publishing right after (a harness, `bench/candidates.py`; same stock run)",
+    "broker": "Broker `set_tcp_nodelay true`, nothing else touched: the same request against"
+    " the stock broker (baseline) and the tuned one",
+    "tuned": "Tuned: TCP_NODELAY on the broker, HA's MQTT socket and the devices, Home Assistant"
+    " pinned to one core",
+}
+"""The tables, in the order they are shown; ``stock`` is the one the targets judge."""
+
+PATTERNS = {"spaced": "50 ms apart", "burst": "bursts of 10"}
+SENDS = (
+    ("iotee_send_api_key", "`X-API-Key`"),
+    ("iotee_send", "HA token"),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One line of the table."""
+    """One line of a table."""
 
     key: str
     measure: str
@@ -35,6 +55,7 @@ class Row:
     target: str
     met: bool | None
     """None: no target for this line (shown for context)."""
+    table: str = "stock"
 
 
 def _ratio(ours: float, baseline: float) -> float:
@@ -45,76 +66,199 @@ def _median(values: list[float]) -> float:
     return float(statistics.median(values))
 
 
-def build_rows(raw: dict[str, Any]) -> list[Row]:
-    """Return every row of the table from the raw results of the stages."""
+def _within(ratio: float | None) -> tuple[str, Callable[[float, float], bool] | None]:
+    if ratio is None:
+        return "", None
+    return f"≤ {ratio:g}x baseline", lambda ours, base: ours <= ratio * base
+
+
+_PUBLISH = "HA `POST /api/services/mqtt/publish`"
+_SEND = "`POST /api/iotee/devices/{id}/commands`"
+
+
+def _latency_row(
+    table: str,
+    key: str,
+    measure: str,
+    base: tuple[float, str],
+    ours: tuple[float, str],
+    target: tuple[str, Callable[[float, float], bool] | None] = ("", None),
+) -> Row:
+    text, check = target
+    return Row(
+        key=key,
+        measure=measure,
+        unit="ms",
+        baseline=base[0],
+        baseline_note=base[1],
+        ours=ours[0],
+        ours_note=ours[1],
+        ratio=_ratio(ours[0], base[0]),
+        target=text,
+        met=None if check is None else check(ours[0], base[0]),
+        table=table,
+    )
+
+
+def latency_rows(table: str, latency: dict[str, Any], *, judged: bool) -> list[Row]:
+    """Rows 1 and 2 of one stage: sends vs ``mqtt.publish`` QoS 0, the WLTE round trip vs QoS 1."""
     rows: list[Row] = []
-    runtime = raw["runtime"]
-    latency = runtime["latency"]
-    bare = latency["mqtt_publish"]
-    bare_note = "HA `POST /api/services/mqtt/publish`"
-    for kind, title in (
-        ("iotee_send", "REST send, same HA token"),
-        ("iotee_send_api_key", "REST send, `X-API-Key`"),
-    ):
+    prefix = "" if table == "stock" else f"{table}."
+    send_targets = {
+        ("spaced", "p50", "iotee_send_api_key"): 1.1,
+        ("spaced", "p50", "iotee_send"): 1.2,
+        ("burst", "p50", "iotee_send_api_key"): 1.3,
+        ("burst", "p50", "iotee_send"): 1.3,
+        ("burst", "p99", "iotee_send_api_key"): 2.0,
+        ("burst", "p99", "iotee_send"): 2.0,
+    }
+    for pattern, how in PATTERNS.items():
+        measured = latency[pattern]
+        qos0, qos1 = measured["mqtt_publish_qos0"], measured["mqtt_publish_qos1"]
         for pct in ("p50", "p99"):
-            ours = latency[kind][f"{pct}_ms"]
-            base = bare[f"{pct}_ms"]
+            base = (qos0[f"{pct}_ms"], f"{_PUBLISH} QoS 0")
+            for kind, auth in SENDS:
+                ratio = send_targets.get((pattern, pct, kind)) if judged else None
+                rows.append(
+                    _latency_row(
+                        table,
+                        f"{prefix}1.{pattern}.{kind}.{pct}",
+                        f"1. REST send, {auth}, {how}, {pct}",
+                        base,
+                        (measured[kind][f"{pct}_ms"], _over(measured[kind], _SEND)),
+                        _within(ratio),
+                    )
+                )
             rows.append(
-                Row(
-                    key=f"1.{kind}.{pct}",
-                    measure=f"1. {title}, {pct}",
-                    unit="ms",
-                    baseline=base,
-                    baseline_note=bare_note,
-                    ours=ours,
-                    ours_note="`POST /api/iotee/devices/{id}/commands`",
-                    ratio=_ratio(ours, base),
-                    target="≤ 1.3x baseline",
-                    met=ours <= 1.3 * base,
+                _latency_row(
+                    table,
+                    f"{prefix}1.{pattern}.mqtt_publish_qos1.{pct}",
+                    f"1. HA's own QoS 1 publish, {how}, {pct}",
+                    base,
+                    (qos1[f"{pct}_ms"], _over(qos1, f"{_PUBLISH} QoS 1")),
                 )
             )
-    confirmed = latency["wlte_confirmed"]
-    for pct in ("p50", "p99"):
-        ours = confirmed[f"{pct}_ms"]
-        base = bare[f"{pct}_ms"]
-        rows.append(
-            Row(
-                key=f"2.wlte_confirmed.{pct}",
-                measure=f"2. Confirmed round trip (WLTE, sync wait), {pct}",
-                unit="ms",
-                baseline=base,
-                baseline_note="bare publish of row 1",
-                ours=ours,
-                ours_note="device answered (SUCCESS)",
-                ratio=_ratio(ours, base),
-                target="≤ baseline + 3 ms" if pct == "p50" else "",
-                met=ours <= base + 3.0 if pct == "p50" else None,
+        for pct in ("p50", "p99"):
+            confirmed = measured["wlte_confirmed"]
+            judge = judged and pattern == "burst" and pct == "p50"
+            rows.append(
+                _latency_row(
+                    table,
+                    f"{prefix}2.{pattern}.wlte_confirmed.{pct}",
+                    f"2. WLTE confirmed round trip, {how} over 8 relays, {pct}",
+                    (qos1[f"{pct}_ms"], f"{_PUBLISH} QoS 1"),
+                    (confirmed[f"{pct}_ms"], _over(confirmed, "device answered SUCCESS")),
+                    (
+                        ("≤ baseline + 2 ms", lambda ours, base: ours <= base + 2.0)
+                        if judge
+                        else ("", None)
+                    ),
+                )
             )
-        )
-    throughput = runtime["throughput"]
+    return rows
+
+
+def _over(summary: dict[str, Any], note: str) -> str:
+    """``note`` and how many requests took more than 10 ms, when any did."""
+    over = int(summary.get("over_10ms", 0))
+    return note if not over else f"{note}; {over} of {summary['n']} over 10 ms"
+
+
+def candidate_rows(latency: dict[str, Any]) -> list[Row]:
+    """Today's send against the candidate path, and the candidate against the headline target."""
+    rows: list[Row] = []
+    for pattern, how in PATTERNS.items():
+        measured = latency[pattern]
+        qos0 = measured["mqtt_publish_qos0"]
+        for pct in ("p50", "p99"):
+            for kind, auth in SENDS:
+                early = measured[kind.replace("iotee_send", "early_send")]
+                today = measured[kind]
+                rows.append(
+                    _latency_row(
+                        "candidate",
+                        f"candidate.1.{pattern}.{kind}.{pct}",
+                        f"1. REST send, {auth}, {how}, {pct}: candidate vs today",
+                        (today[f"{pct}_ms"], _over(today, "today")),
+                        (early[f"{pct}_ms"], _over(early, "answered `pending`")),
+                    )
+                )
+                target = {
+                    ("spaced", "p50", "iotee_send_api_key"): 1.1,
+                    ("spaced", "p50", "iotee_send"): 1.2,
+                    ("burst", "p50", "iotee_send_api_key"): 1.3,
+                    ("burst", "p50", "iotee_send"): 1.3,
+                    ("burst", "p99", "iotee_send_api_key"): 2.0,
+                    ("burst", "p99", "iotee_send"): 2.0,
+                }.get((pattern, pct, kind))
+                rows.append(
+                    _latency_row(
+                        "candidate",
+                        f"candidate.1.{pattern}.{kind}.{pct}.vs_qos0",
+                        f"1. REST send, {auth}, {how}, {pct}: candidate vs QoS 0 publish",
+                        (qos0[f"{pct}_ms"], f"{_PUBLISH} QoS 0"),
+                        (early[f"{pct}_ms"], "answered `pending`"),
+                        _within(target),
+                    )
+                )
+    return rows
+
+
+def broker_rows(stock: dict[str, Any], tuned: dict[str, Any]) -> list[Row]:
+    """What ``set_tcp_nodelay true`` alone buys: each request, stock broker vs tuned broker."""
+    rows: list[Row] = []
+    kinds = (
+        ("mqtt_publish_qos0", "HA's QoS 0 publish"),
+        ("mqtt_publish_qos1", "HA's QoS 1 publish"),
+        ("iotee_send_api_key", "REST send, `X-API-Key`"),
+        ("iotee_send", "REST send, HA token"),
+        ("wlte_confirmed", "WLTE confirmed round trip"),
+    )
+    for pattern, how in PATTERNS.items():
+        for kind, title in kinds:
+            for pct in ("p50", "p99"):
+                before, after = stock[pattern][kind], tuned[pattern][kind]
+                rows.append(
+                    _latency_row(
+                        "broker",
+                        f"broker.{pattern}.{kind}.{pct}",
+                        f"{title}, {how}, {pct}",
+                        (before[f"{pct}_ms"], _over(before, "stock broker")),
+                        (after[f"{pct}_ms"], _over(after, "`set_tcp_nodelay true`")),
+                    )
+                )
+    return rows
+
+
+def throughput_row(table: str, throughput: dict[str, Any], *, judged: bool) -> Row:
+    """Row 3: confirmed commands per second, HA on one core, against bare ``mqtt.publish``."""
     base_tp = throughput["baseline"]["per_s"]
     ours_tp = throughput["iotee"]["per_s"]
-    rows.append(
-        Row(
-            key="3.throughput",
-            measure="3. Throughput, confirmed commands per second (HA on one core)",
-            unit="1/s",
-            baseline=base_tp,
-            baseline_note=(
-                f"`mqtt.publish` + device answer, HA CPU "
-                f"{throughput['baseline']['ha_cpu_share']:.0%}"
-            ),
-            ours=ours_tp,
-            ours_note=(
-                f"`iotee.relay_command` wait, persisted, HA CPU "
-                f"{throughput['iotee']['ha_cpu_share']:.0%}"
-            ),
-            ratio=_ratio(ours_tp, base_tp),
-            target="≥ 1,000/s",
-            met=ours_tp >= 1000,
-        )
+    prefix = "" if table == "stock" else f"{table}."
+    return Row(
+        key=f"{prefix}3.throughput",
+        measure="3. Throughput, confirmed commands per second (HA on one core)",
+        unit="1/s",
+        baseline=base_tp,
+        baseline_note=(
+            f"`mqtt.publish` + device answer, HA CPU "
+            f"{throughput['baseline']['ha_cpu_share']:.0%}"
+        ),
+        ours=ours_tp,
+        ours_note=(
+            f"`iotee.relay_command` wait, persisted, HA CPU "
+            f"{throughput['iotee']['ha_cpu_share']:.0%}"
+        ),
+        ratio=_ratio(ours_tp, base_tp),
+        target="≥ 0.6x baseline" if judged else "",
+        met=ours_tp >= 0.6 * base_tp if judged else None,
+        table=table,
     )
-    history = runtime["history"]
+
+
+def history_rows(history: dict[str, Any]) -> list[Row]:
+    """Row 4: queries, purge, size and loop stalls at 1,000,000 stored against 1,000."""
+    rows: list[Row] = []
     small, big = history["baseline"], history["ours"]
     small_note = f"{small['rows']:,} stored"
     big_note = f"{big['rows']:,} stored"
@@ -132,8 +276,8 @@ def build_rows(raw: dict[str, Any]) -> list[Row]:
                     ours=ours,
                     ours_note=big_note,
                     ratio=_ratio(ours, base),
-                    target="< 5 ms" if pct == "p50" else "",
-                    met=ours < 5.0 if pct == "p50" else None,
+                    target="≤ 1.5x baseline" if pct == "p50" else "",
+                    met=ours <= 1.5 * base if pct == "p50" else None,
                 )
             )
     per_k_small = small["purge_s"] / max(small["purged"], 1) * 1000 * 1000
@@ -148,8 +292,8 @@ def build_rows(raw: dict[str, Any]) -> list[Row]:
             ours=per_k_big,
             ours_note=f"{big['purged']:,} purged in {big['purge_s']:.2f} s",
             ratio=_ratio(per_k_big, per_k_small),
-            target="all in < 5 s",
-            met=big["purge_s"] < 5.0 and big["purged"] == big["rows"],
+            target="≤ 1.5x baseline, all purged",
+            met=per_k_big <= 1.5 * per_k_small and big["purged"] == big["rows"],
         )
     )
     rows.append(
@@ -187,12 +331,18 @@ def build_rows(raw: dict[str, Any]) -> list[Row]:
                 met=stall <= 50.0,
             )
         )
-    startup = raw["startup"]
+    return rows
+
+
+def startup_rows(startup: dict[str, Any]) -> list[Row]:
+    """Row 5: the hub with many devices against the hub with none."""
+    rows: list[Row] = []
     base_boots, our_boots = startup["baseline"], startup["iotee"]
     entities = _median([boot["entities"] for boot in our_boots])
+    note = f"{startup['devices']:,} devices, {entities:,.0f} entities"
     for metric, title, target in (
         ("online_s", "HA start until IoTee and every device's state are in", True),
-        ("iotee_setup_s", "IoTee setup time as HA reports it", True),
+        ("iotee_setup_s", "IoTee setup time as HA reports it", False),
         ("boot_s", "HA start to running", False),
     ):
         base = _median([boot[metric] for boot in base_boots])
@@ -205,14 +355,16 @@ def build_rows(raw: dict[str, Any]) -> list[Row]:
                 baseline=base,
                 baseline_note="hub without devices",
                 ours=ours,
-                ours_note=f"{startup['devices']} devices, {entities:,.0f} entities",
+                ours_note=note,
                 ratio=_ratio(ours, base),
-                target="≤ baseline + 2 s" if target else "",
-                met=ours <= base + 2.0 if target else None,
+                target="≤ baseline + 5 s" if target else "",
+                met=ours <= base + 5.0 if target else None,
             )
         )
     stall_base = _median([boot["stall_ms"]["until_online"] for boot in base_boots])
     stall_ours = _median([boot["stall_ms"]["until_online"] for boot in our_boots])
+    slowest = our_boots[0].get("slowest", [])
+    where = f"; longest: {slowest[0]['what']}" if slowest else ""
     rows.append(
         Row(
             key="5.stall",
@@ -221,12 +373,33 @@ def build_rows(raw: dict[str, Any]) -> list[Row]:
             baseline=stall_base,
             baseline_note="hub without devices",
             ours=stall_ours,
-            ours_note=f"{startup['devices']} devices",
+            ours_note=f"{startup['devices']:,} devices{where}",
             ratio=_ratio(stall_ours, stall_base),
             target="",
             met=None,
         )
     )
+    return rows
+
+
+def build_rows(raw: dict[str, Any]) -> list[Row]:
+    """Return every row of the tables from the raw results of the stages that ran."""
+    rows: list[Row] = []
+    stock = raw.get("stock")
+    if stock is not None:
+        rows += latency_rows("stock", stock["latency"], judged=True)
+        rows.append(throughput_row("stock", stock["throughput"], judged=True))
+        rows += history_rows(stock["history"])
+    if "startup" in raw:
+        rows += startup_rows(raw["startup"])
+    if stock is not None and "early_send" in stock["latency"]["spaced"]:
+        rows += candidate_rows(stock["latency"])
+    if stock is not None and "broker" in raw:
+        rows += broker_rows(stock["latency"], raw["broker"]["latency"])
+    tuned = raw.get("tuned")
+    if tuned is not None:
+        rows += latency_rows("tuned", tuned["latency"], judged=False)
+        rows.append(throughput_row("tuned", tuned["throughput"], judged=False))
     return rows
 
 
@@ -238,6 +411,16 @@ def _fmt(value: float) -> str:
     if value >= 1:
         return f"{value:.2f}"
     return f"{value:.3f}"
+
+
+def markdown_tables(rows: list[Row], heading: str = "###") -> str:
+    """Return the rows as one markdown table per ``TABLES`` entry, each under its heading."""
+    parts = []
+    for table, title in TABLES.items():
+        chosen = [row for row in rows if row.table == table]
+        if chosen:
+            parts.append(f"{heading} {title}\n\n{markdown_table(chosen)}")
+    return "\n\n".join(parts)
 
 
 def markdown_table(rows: list[Row]) -> str:
@@ -302,8 +485,8 @@ def rows_json(rows: list[Row]) -> list[dict[str, Any]]:
 
 
 def summary_line(rows: list[Row]) -> str:
-    """Return how many targets were met."""
-    judged = [row for row in rows if row.met is not None]
+    """Return how many targets of the headline (stock) table were met."""
+    judged = [row for row in rows if row.met is not None and row.table == "stock"]
     met = sum(1 for row in judged if row.met)
     missed = ", ".join(row.measure for row in judged if not row.met)
     return f"{met} of {len(judged)} targets met" + (f"; missed: {missed}" if missed else "")

@@ -2,7 +2,9 @@
 
 The stage process boots a real Home Assistant (``bench.hassenv``) with HA's MQTT integration on the
 benchmark broker and an IoTee hub, starts the simulated devices (``python -m simulator``, answering
-at once) and an HTTP client (``python -m bench.client``) as processes of their own, and measures.
+at once) and an HTTP client (``python -m bench.client``) as processes of their own, and measures:
+every latency kind spaced 50 ms apart and in bursts (``bench.client``), and the throughput of
+confirmed commands with Home Assistant on one core.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from .hassenv import REPO, Device
 from .stats import summary_ms
 
 LOCK_ID = "BENCHLOCK"
+EARLY_LOCK_ID = "BENCHLOCK2"
+"""A second simulated lock: its Commands API sends run the candidate path (``bench.candidates``,
+answered once stored) in the stock stage, interleaved with today's path on ``LOCK_ID``."""
 WLTE_ID = "benchwlte00"
 RELAYS = 8
 
@@ -43,6 +48,7 @@ def runtime_devices(throughput_count: int) -> list[Device]:
     """Every device of the runtime hub (all simulated)."""
     return [
         Device(LOCK_ID, "iotee_device"),
+        Device(EARLY_LOCK_ID, "iotee_device"),
         Device(WLTE_ID, "wlte_relay", RELAYS),
         *throughput_devices(throughput_count),
     ]
@@ -50,13 +56,19 @@ def runtime_devices(throughput_count: int) -> list[Device]:
 
 @dataclass(frozen=True, slots=True)
 class RuntimeSizes:
-    """How much the runtime stage does."""
+    """How much the runtime stages do."""
 
-    rounds: int = 1000
-    """Requests of each kind in rows 1 and 2 (after the warm-up)."""
-    warmup: int = 50
-    gap: float = 0.005
-    """Pause between two requests, so that each one meets a quiet Home Assistant."""
+    spaced_rounds: int = 200
+    """Requests of each kind 50 ms apart (after ``spaced_warmup``)."""
+    spaced_warmup: int = 20
+    spaced_gap: float = 0.05
+    bursts: int = 40
+    """Bursts of each kind (after ``burst_warmup``)."""
+    burst_size: int = 10
+    """Requests of one kind back to back in a burst."""
+    burst_pause: float = 0.1
+    """Quiet between two bursts (longer than a delayed ACK, 40 ms)."""
+    burst_warmup: int = 2
     tp_commands: int = 4000
     """Commands per throughput run (two runs each for the baseline and IoTee)."""
     tp_concurrency: int = 32
@@ -68,11 +80,7 @@ class RuntimeSizes:
 
 
 def mqtt_nodelay(hass: HomeAssistant) -> None:
-    """Turn Nagle's algorithm off on HA's MQTT client socket (paho leaves it on).
-
-    Otherwise a publish that follows another small packet (a PUBACK) within 40 ms waits for the
-    broker's delayed ACK, adding 40 ms to whatever is being measured, baseline or IoTee alike.
-    """
+    """Turn Nagle's algorithm off on HA's MQTT client socket (the tuned stage only)."""
     client = hass.data[DATA_MQTT].client
     sock = client._mqttc.socket()
     if not isinstance(sock, socket.socket):
@@ -101,11 +109,14 @@ async def wait_until(
 
 
 class Simulator:
-    """The simulated devices (``bench.devices``) as a process pinned off HA's core."""
+    """The simulated devices (``bench.devices``) as a process of their own."""
 
-    def __init__(self, broker: tuple[str, int], devices: list[Device], log: Path) -> None:
-        """Prepare the command line."""
-        self.args = ["--host", broker[0], "--port", str(broker[1]), "--log-level", "WARNING"]
+    def __init__(
+        self, broker: tuple[str, int], devices: list[Device], log: Path, *, nodelay: bool
+    ) -> None:
+        """Prepare the command line; ``nodelay`` turns Nagle off on the devices' sockets."""
+        self.args = ["--nodelay"] if nodelay else []
+        self.args += ["--host", broker[0], "--port", str(broker[1]), "--log-level", "WARNING"]
         for device in devices:
             spec = f"{device.device_type}:{device.hardware_id}"
             if device.relays:
@@ -115,7 +126,7 @@ class Simulator:
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self, cpus: set[int] | None) -> None:
-        """Start the devices."""
+        """Start the devices (pinned to ``cpus`` unless None)."""
         log = await asyncio.to_thread(self.log.open, "ab")
         try:
             self.proc = await asyncio.create_subprocess_exec(
@@ -124,6 +135,11 @@ class Simulator:
         finally:
             log.close()
         pin(self.proc.pid, cpus)
+
+    @property
+    def pid(self) -> int | None:
+        """Return the devices' process id once started."""
+        return None if self.proc is None else self.proc.pid
 
     async def stop(self) -> None:
         """Stop the devices (they say offline and disconnect)."""
@@ -155,60 +171,96 @@ async def run_client(job: dict[str, Any], cpus: set[int] | None) -> dict[str, An
     return result
 
 
-async def measure_latency(
-    port: int, token: str, api_key: str, sizes: RuntimeSizes, cpus: set[int] | None
-) -> dict[str, Any]:
-    """Rows 1 and 2: one request of each kind per round, one at a time, from another process."""
+def latency_kinds(token: str, api_key: str, *, candidate: bool) -> dict[str, dict[str, Any]]:
+    """The requests of the latency rows; ``candidate`` adds the early-answer path's sends."""
     bearer = {"Authorization": f"Bearer {token}"}
+    key = {"X-API-Key": api_key}
+
+    def publish(qos: int) -> dict[str, Any]:
+        # HA's own REST API: the service call publishing the very payload IoTee publishes.
+        return {
+            "method": "POST",
+            "path": "/api/services/mqtt/publish",
+            "headers": bearer,
+            "json": {"topic": f"iotee/dev/{LOCK_ID}/rls", "payload": "0", "qos": qos},
+            "expect": 200,
+        }
+
+    def send(lock: str, headers: dict[str, str], status: str | None = None) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "method": "POST",
+            "path": f"/api/iotee/devices/{lock}/commands",
+            "headers": headers,
+            "json": {"command": "unlock"},
+            "expect": 201,
+        }
+        if status is not None:
+            spec |= {"expect_status": status, "status_at": ["status"]}
+        return spec
+
+    kinds = {
+        "mqtt_publish_qos0": publish(0),
+        "mqtt_publish_qos1": publish(1),
+        "iotee_send": send(LOCK_ID, bearer),
+        "iotee_send_api_key": send(LOCK_ID, key),
+    }
+    if candidate:
+        kinds["early_send"] = send(EARLY_LOCK_ID, bearer, "pending")
+        kinds["early_send_api_key"] = send(EARLY_LOCK_ID, key, "pending")
+    # The WLTE relay API waiting for the device's confirmation, each request on the next relay.
+    kinds["wlte_confirmed"] = {
+        "method": "POST",
+        "path": f"/api/iotee/wlte/v1/devices/{WLTE_ID}/relays/{{relay}}/commands",
+        "relays": RELAYS,
+        "headers": bearer,
+        "idempotency": True,
+        "json": {"action": "ON"},
+        "expect": 202,
+        "expect_status": "SUCCESS",
+        "status_at": ["data", "status"],
+    }
+    return kinds
+
+
+async def measure_latency(
+    port: int,
+    token: str,
+    api_key: str,
+    sizes: RuntimeSizes,
+    cpus: set[int] | None,
+    *,
+    candidate: bool,
+) -> dict[str, Any]:
+    """Rows 1 and 2: the kinds spaced 50 ms apart and in bursts, from another process."""
+    kinds = latency_kinds(token, api_key, candidate=candidate)
     job = {
         "base": f"http://127.0.0.1:{port}",
-        "rounds": sizes.rounds,
-        "warmup": sizes.warmup,
-        "gap": sizes.gap,
-        "kinds": {
-            # HA's own REST API: the service call publishing the very payload IoTee publishes.
-            "mqtt_publish": {
-                "method": "POST",
-                "path": "/api/services/mqtt/publish",
-                "headers": bearer,
-                "json": {"topic": f"iotee/dev/{LOCK_ID}/rls", "payload": "0", "qos": 1},
-                "expect": 200,
+        "kinds": kinds,
+        "patterns": {
+            "spaced": {
+                "rounds": sizes.spaced_rounds,
+                "warmup": sizes.spaced_warmup,
+                "gap": sizes.spaced_gap,
             },
-            # The Commands API with the same credential (an HA access token)...
-            "iotee_send": {
-                "method": "POST",
-                "path": f"/api/iotee/devices/{LOCK_ID}/commands",
-                "headers": bearer,
-                "json": {"command": "unlock"},
-                "expect": 201,
-            },
-            # ... and with an IoTee API key.
-            "iotee_send_api_key": {
-                "method": "POST",
-                "path": f"/api/iotee/devices/{LOCK_ID}/commands",
-                "headers": {"X-API-Key": api_key},
-                "json": {"command": "unlock"},
-                "expect": 201,
-            },
-            # The WLTE relay API waiting for the device's confirmation.
-            "wlte_confirmed": {
-                "method": "POST",
-                "path": f"/api/iotee/wlte/v1/devices/{WLTE_ID}/relays/{{relay}}/commands",
-                "relays": RELAYS,
-                "headers": bearer,
-                "idempotency": True,
-                "json": {"action": "ON"},
-                "expect": 202,
-                "expect_data_status": "SUCCESS",
+            "burst": {
+                "bursts": sizes.bursts,
+                "size": sizes.burst_size,
+                "pause": sizes.burst_pause,
+                "warmup": sizes.burst_warmup,
             },
         },
     }
     result = await run_client(job, cpus)
     out: dict[str, Any] = {}
-    for name, samples in result["latencies"].items():
-        out[name] = summary_ms(samples) | {
-            "errors": len(result["errors"][name]),
-            "first_errors": result["errors"][name][:3],
+    for pattern, measured in result.items():
+        out[pattern] = {
+            name: summary_ms(samples)
+            | {
+                "errors": len(measured["errors"][name]),
+                "first_errors": measured["errors"][name][:3],
+                "over_10ms": sum(1 for sample in samples if sample > 0.010),
+            }
+            for name, samples in measured["latencies"].items()
         }
     return out
 
@@ -262,7 +314,11 @@ async def _closed_loop(
 
 
 async def measure_throughput(
-    hass: HomeAssistant, context: Context, sizes: RuntimeSizes, waiter: ResultWaiter
+    hass: HomeAssistant,
+    context: Context,
+    sizes: RuntimeSizes,
+    waiter: ResultWaiter,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     """Row 3: confirmed commands per second, ``tp_concurrency`` in flight, one relay each.
 
@@ -341,7 +397,44 @@ async def measure_throughput(
             "ha_cpu_share": cpu / wall,
         }
     out["iotee"]["statuses"] = statuses
+    if profile is not None:
+        out["profile"] = await profile_throughput(
+            profile,
+            {
+                "baseline": lambda: _closed_loop(workers, per_worker, bare),
+                "iotee": tracked_drained,
+            },
+        )
     return out
+
+
+async def profile_throughput(
+    out_dir: Path, runs: dict[str, Callable[[], Awaitable[Any]]]
+) -> dict[str, Any]:
+    """Run each of ``runs`` once more under pyinstrument (event-loop thread); write the reports.
+
+    Returns the wall time of each profiled run (inflated by the profiler, not a measurement).
+    """
+    from pyinstrument import Profiler  # noqa: PLC0415 - only the profiling run needs it
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, Any] = {}
+    for name, run in runs.items():
+        profiler = Profiler(interval=0.0005, async_mode="disabled")
+        started = time.perf_counter()
+        profiler.start()
+        try:
+            await run()
+        finally:
+            profiler.stop()
+        timings[name] = time.perf_counter() - started
+        session = profiler.last_session
+        assert session is not None
+        (out_dir / f"throughput-{name}.txt").write_text(
+            profiler.output_text(unicode=False, color=False, show_all=False)
+        )
+        (out_dir / f"throughput-{name}.pyisession").write_text(json.dumps(session.to_json()))
+    return timings
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,19 +446,25 @@ class RuntimeContext:
     token: str
     context: Context
     api_key: str
-    other_cpus: set[int] | None
+    client_cpus: set[int] | None
+    """Where the HTTP client runs (None: anywhere)."""
 
 
-async def run_rows_1_to_3(ctx: RuntimeContext, sizes: RuntimeSizes) -> dict[str, Any]:
-    """Measure rows 1 to 3 and return their raw results."""
+async def run_latency(ctx: RuntimeContext, sizes: RuntimeSizes, *, candidate: bool) -> Any:
+    """Rows 1 and 2."""
+    return await measure_latency(
+        ctx.http_port, ctx.token, ctx.api_key, sizes, ctx.client_cpus, candidate=candidate
+    )
+
+
+async def run_throughput(
+    ctx: RuntimeContext, sizes: RuntimeSizes, profile: Path | None = None
+) -> dict[str, Any]:
+    """Row 3; with ``profile``, one more run of each side under pyinstrument afterwards."""
     hass = ctx.hass
     waiter = ResultWaiter(hass)
     unsubscribe = await mqtt.async_subscribe(hass, "wlte/+/relay/+/result", waiter.on_message, 1)
     try:
-        latency = await measure_latency(
-            ctx.http_port, ctx.token, ctx.api_key, sizes, ctx.other_cpus
-        )
-        throughput = await measure_throughput(hass, ctx.context, sizes, waiter)
+        return await measure_throughput(hass, ctx.context, sizes, waiter, profile)
     finally:
         unsubscribe()
-    return {"sizes": asdict(sizes), "latency": latency, "throughput": throughput}
