@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .hassenv import REPO
-from .report import README_END, README_START, Row, machine_line, markdown_table
+from .report import README_END, README_START, Row, build_rows, machine_line, markdown_tables
 
 DOC = REPO / "docs" / "performance.md"
 README = REPO / "README.md"
@@ -133,11 +133,12 @@ def render(result: dict[str, Any], rows: list[Row]) -> str:
         f"**{result['summary']}.**\n\n"
         f"Machine: {machine_line(result['machine'])}. {pinned}; load average at start "
         f"{load:.2f}.\n\n"
-        f"Sizes: {sizes['rounds']:,} requests per kind (rows 1-2), "
+        f"Sizes: {sizes['spaced_rounds']:,} spaced requests and {sizes['bursts']} bursts of "
+        f"{sizes['burst_size']} per kind (rows 1-2), "
         f"{sizes['tp_commands']:,} commands per throughput run, "
         f"{sizes['history_rows']:,} stored commands, {sizes['startup_devices']} devices at "
         f"startup.\n\n"
-        f"{markdown_table(rows)}\n\n"
+        f"{markdown_tables(rows)}\n\n"
         f"{_HOW}\n"
         f"{_FINDINGS}"
     )
@@ -154,10 +155,27 @@ def write_docs(result: dict[str, Any], rows: list[Row]) -> list[Path]:
         if 0 <= start < end:
             block = (
                 f"{README_START}\n"
-                f"{markdown_table(rows)}\n\n"
+                f"{markdown_tables(rows, '####')}\n\n"
                 f"Measured {result['generated_at'][:10]} on {machine_line(result['machine'])}; "
                 f"{result['summary']}. Details: [docs/performance.md](docs/performance.md).\n"
             )
             README.write_text(text[:start] + block + text[end:])
             written.append(README)
     return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.docs [RESULT.json]``: rewrite the docs from a stored result."""
+    import json
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    path = Path(args[0]) if args else REPO / "bench" / "results" / "latest.json"
+    result: dict[str, Any] = json.loads(path.read_text())
+    for written in write_docs(result, build_rows(result["raw"])):
+        print(f"bench: wrote {written}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

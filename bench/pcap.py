@@ -56,11 +56,12 @@ def _name(types: str) -> str:
 
 def read(capture: str, port: int) -> tuple[list[Segment], dict[int, str]]:
     """Return the segments and the client id of each client port."""
+    fields = ["frame.time_relative", "tcp.srcport", "tcp.dstport", "tcp.len", "tcp.seq"]
+    fields += ["tcp.ack", "mqtt.msgtype", "mqtt.clientid"]
+    command = ["tshark", "-r", capture, "-d", f"tcp.port=={port},mqtt", "-T", "fields"]
+    command += ["-E", "separator=|", *(arg for field in fields for arg in ("-e", field))]
     out = subprocess.run(
-        ["tshark", "-r", capture, "-d", f"tcp.port=={port},mqtt", "-T", "fields"]
-        + ["-E", "separator=|", "-e", "frame.time_relative", "-e", "tcp.srcport"]
-        + ["-e", "tcp.dstport", "-e", "tcp.len", "-e", "tcp.seq", "-e", "tcp.ack"]
-        + ["-e", "mqtt.msgtype", "-e", "mqtt.clientid"],
+        command,
         capture_output=True,
         text=True,
         check=True,
@@ -85,7 +86,9 @@ def _role(client_id: str) -> str:
     return "Home Assistant"
 
 
-def held_segments(segments: list[Segment], port: int, clients: dict[int, str]) -> list[dict[str, object]]:
+def held_segments(
+    segments: list[Segment], port: int, clients: dict[int, str]
+) -> list[dict[str, object]]:
     """Every data segment released by the peer's ACK of an older small segment."""
     held: list[dict[str, object]] = []
     # Per direction (src, dst): the data segments not yet acknowledged, oldest first.
@@ -171,9 +174,13 @@ def summarize(capture: str) -> None:
     for item in held:
         key = (str(item["role"]), str(item["direction"]), str(item["held"]), str(item["behind"]))
         groups[key].append(float(item["waited_ms"]))  # type: ignore[arg-type]
-    print("| connection | direction | data segments | held segment | held behind | count | ACK after (median) |")
+    print(
+        "| connection | direction | data segments | held segment | held behind | count"
+        " | ACK after (median) |"
+    )
     print("|---|---|---|---|---|---|---|")
-    for (role, direction, what, behind), waits in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+    ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))
+    for (role, direction, what, behind), waits in ordered:
         print(
             f"| {role} | {direction} | {data[(role, direction)]:,} | {what} | {behind} "
             f"| {len(waits):,} | {statistics.median(waits):.1f} ms |"

@@ -76,7 +76,7 @@ _PUBLISH = "HA `POST /api/services/mqtt/publish`"
 _SEND = "`POST /api/iotee/devices/{id}/commands`"
 
 
-def _latency_row(
+def _latency_row(  # noqa: PLR0917 - one positional per column of the row
     table: str,
     key: str,
     measure: str,
@@ -241,8 +241,7 @@ def throughput_row(table: str, throughput: dict[str, Any], *, judged: bool) -> R
         unit="1/s",
         baseline=base_tp,
         baseline_note=(
-            f"`mqtt.publish` + device answer, HA CPU "
-            f"{throughput['baseline']['ha_cpu_share']:.0%}"
+            f"`mqtt.publish` + device answer, HA CPU {throughput['baseline']['ha_cpu_share']:.0%}"
         ),
         ours=ours_tp,
         ours_note=(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 import itertools
 import json
 from pathlib import Path
@@ -415,9 +415,9 @@ async def profile_throughput(
 
     Returns the wall time of each profiled run (inflated by the profiler, not a measurement).
     """
-    from pyinstrument import Profiler  # noqa: PLC0415 - only the profiling run needs it
+    from pyinstrument import Profiler
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
     timings: dict[str, Any] = {}
     for name, run in runs.items():
         profiler = Profiler(interval=0.0005, async_mode="disabled")
@@ -430,10 +430,10 @@ async def profile_throughput(
         timings[name] = time.perf_counter() - started
         session = profiler.last_session
         assert session is not None
-        (out_dir / f"throughput-{name}.txt").write_text(
-            profiler.output_text(unicode=False, color=False, show_all=False)
-        )
-        (out_dir / f"throughput-{name}.pyisession").write_text(json.dumps(session.to_json()))
+        text = profiler.output_text(unicode=False, color=False, show_all=False)
+        await asyncio.to_thread((out_dir / f"throughput-{name}.txt").write_text, text)
+        saved = json.dumps(session.to_json())
+        await asyncio.to_thread((out_dir / f"throughput-{name}.pyisession").write_text, saved)
     return timings
 
 

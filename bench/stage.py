@@ -38,8 +38,8 @@ from .candidates import answer_once_stored
 from .capture import capture
 from .hassenv import async_admin, async_boot, create_loop, write_yaml
 from .history import measure_history
-from .probe import LoopProbe, SlowCallbacks
 from .network import NETWORKS, Network, pin_threads
+from .probe import LoopProbe, SlowCallbacks
 from .runtime import (
     EARLY_LOCK_ID,
     WLTE_ID,
@@ -281,7 +281,7 @@ async def boot_stage(args: argparse.Namespace) -> dict[str, Any]:
 def _profiler(out_dir: Path | None) -> Any:
     if out_dir is None:
         return None
-    from pyinstrument import Profiler  # noqa: PLC0415 - only profiling runs need it
+    from pyinstrument import Profiler
 
     return Profiler(interval=0.0005, async_mode="disabled")
 
