@@ -24,8 +24,9 @@ README_END = "<!-- bench:table:end -->"
 TABLES = {
     "stock": "Stock broker (headline): mosquitto's default configuration, no socket option"
     " touched, Home Assistant not pinned (one core for row 3)",
-    "candidate": "Candidate: the Commands API answers once the record is stored (`pending`),"
-    " publishing right after (a harness, `bench/candidates.py`; same stock run)",
+    "candidate": "Candidates, measured in the same stock run by harnesses that patch the running"
+    " engine (`bench/candidates.py`): the Commands API answering once the record is stored"
+    " (`pending`), and two cuts of the per-command work",
     "broker": "Broker `set_tcp_nodelay true`, nothing else touched: the same request against"
     " the stock broker (baseline) and the tuned one",
     "tuned": "Tuned: TCP_NODELAY on the broker, HA's MQTT socket and the devices, Home Assistant"
@@ -201,6 +202,56 @@ def candidate_rows(latency: dict[str, Any]) -> list[Row]:
                         _within(target),
                     )
                 )
+    return rows
+
+
+CUTS = {
+    "group_commit": "group commit of status writes",
+    "fewer_device_writes": "entities write on a device report only what changed",
+    "both": "both cuts",
+}
+
+
+def candidate_throughput_rows(throughput: dict[str, Any]) -> list[Row]:
+    """Row 3 with each per-command cut of ``bench.candidates``, against today and bare."""
+    rows: list[Row] = []
+    bare = throughput["baseline"]["per_s"]
+    today = throughput["iotee"]["per_s"]
+    for name, title in CUTS.items():
+        if name not in throughput:
+            continue
+        ours = throughput[name]["per_s"]
+        note = f"{title}, HA CPU {throughput[name]['ha_cpu_share']:.0%}"
+        rows.append(
+            Row(
+                key=f"candidate.3.{name}",
+                measure=f"3. Throughput, {title}: candidate vs today",
+                unit="1/s",
+                baseline=today,
+                baseline_note="today's `iotee.relay_command` wait",
+                ours=ours,
+                ours_note=note,
+                ratio=_ratio(ours, today),
+                target="",
+                met=None,
+                table="candidate",
+            )
+        )
+        rows.append(
+            Row(
+                key=f"candidate.3.{name}.vs_bare",
+                measure=f"3. Throughput, {title}: candidate vs bare",
+                unit="1/s",
+                baseline=bare,
+                baseline_note="`mqtt.publish` + device answer",
+                ours=ours,
+                ours_note=note,
+                ratio=_ratio(ours, bare),
+                target="≥ 0.6x baseline",
+                met=ours >= 0.6 * bare,
+                table="candidate",
+            )
+        )
     return rows
 
 
@@ -393,6 +444,7 @@ def build_rows(raw: dict[str, Any]) -> list[Row]:
         rows += startup_rows(raw["startup"])
     if stock is not None and "early_send" in stock["latency"]["spaced"]:
         rows += candidate_rows(stock["latency"])
+        rows += candidate_throughput_rows(stock["throughput"])
     if stock is not None and "broker" in raw:
         rows += broker_rows(stock["latency"], raw["broker"]["latency"])
     tuned = raw.get("tuned")

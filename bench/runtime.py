@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+import functools
 import itertools
 import json
 from pathlib import Path
@@ -28,6 +29,7 @@ from custom_components.iotee.const import DOMAIN
 from custom_components.iotee.engine import CommandEngine
 
 from .broker import pin
+from .candidates import fewer_device_writes, group_commit
 from .hassenv import REPO, Device
 from .stats import summary_ms
 
@@ -318,7 +320,9 @@ async def measure_throughput(
     context: Context,
     sizes: RuntimeSizes,
     waiter: ResultWaiter,
+    *,
     profile: Path | None = None,
+    candidates: dict[str, Callable[[], list[Callable[[], None]]]] | None = None,
 ) -> dict[str, Any]:
     """Row 3: confirmed commands per second, ``tp_concurrency`` in flight, one relay each.
 
@@ -335,7 +339,8 @@ async def measure_throughput(
     workers = min(sizes.tp_concurrency, len(targets))
     per_worker = max(1, sizes.tp_commands // workers)
     serial = itertools.count()
-    statuses: dict[str, int] = {}
+    statuses: dict[str, dict[str, int]] = {}
+    side_now = ["warm-up"]
 
     async def bare(worker: int, _i: int) -> None:
         hardware_id, relay = targets[worker]
@@ -367,7 +372,8 @@ async def measure_throughput(
         )
         assert response is not None
         status = str(response["status"])
-        statuses[status] = statuses.get(status, 0) + 1
+        counts = statuses.setdefault(side_now[0], {})
+        counts[status] = counts.get(status, 0) + 1
 
     async def tracked_drained() -> tuple[float, float]:
         cpu = time.process_time()
@@ -378,14 +384,28 @@ async def measure_throughput(
         await engine.store.get("bench-drain")
         return time.perf_counter() - started, time.process_time() - cpu
 
-    runs: dict[str, list[tuple[float, float]]] = {"baseline": [], "iotee": []}
-    # Warm-up, then baseline and IoTee alternately, twice.
+    async def with_patches(install: Callable[[], list[Callable[[], None]]]) -> tuple[float, float]:
+        restores = install()
+        try:
+            return await tracked_drained()
+        finally:
+            for restore in restores:
+                restore()
+
+    sides: dict[str, Callable[[], Awaitable[tuple[float, float]]]] = {
+        "baseline": lambda: _closed_loop(workers, per_worker, bare),
+        "iotee": tracked_drained,
+    }
+    for name, install in (candidates or {}).items():
+        sides[name] = functools.partial(with_patches, install)
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
+    # Warm-up, then every side in turn, twice.
     await _closed_loop(workers, max(1, per_worker // 10), bare)
     await tracked_drained()
-    statuses.clear()
     for _ in range(2):
-        runs["baseline"].append(await _closed_loop(workers, per_worker, bare))
-        runs["iotee"].append(await tracked_drained())
+        for name, side in sides.items():
+            side_now[0] = name
+            runs[name].append(await side())
     commands = workers * per_worker * 2
     out: dict[str, Any] = {"concurrency": workers, "commands_per_run": workers * per_worker}
     for name, measured in runs.items():
@@ -396,8 +416,11 @@ async def measure_throughput(
             "runs_per_s": [workers * per_worker / run[0] for run in measured],
             "ha_cpu_share": cpu / wall,
         }
-    out["iotee"]["statuses"] = statuses
+    for name, counts in statuses.items():
+        if name in out:  # not the warm-up
+            out[name]["statuses"] = counts
     if profile is not None:
+        side_now[0] = "profiled"
         out["profile"] = await profile_throughput(
             profile,
             {
@@ -428,12 +451,8 @@ async def profile_throughput(
         finally:
             profiler.stop()
         timings[name] = time.perf_counter() - started
-        session = profiler.last_session
-        assert session is not None
         text = profiler.output_text(unicode=False, color=False, show_all=False)
         await asyncio.to_thread((out_dir / f"throughput-{name}.txt").write_text, text)
-        saved = json.dumps(session.to_json())
-        await asyncio.to_thread((out_dir / f"throughput-{name}.pyisession").write_text, saved)
     return timings
 
 
@@ -458,13 +477,30 @@ async def run_latency(ctx: RuntimeContext, sizes: RuntimeSizes, *, candidate: bo
 
 
 async def run_throughput(
-    ctx: RuntimeContext, sizes: RuntimeSizes, profile: Path | None = None
+    ctx: RuntimeContext,
+    sizes: RuntimeSizes,
+    profile: Path | None = None,
+    *,
+    candidates: bool = False,
 ) -> dict[str, Any]:
-    """Row 3; with ``profile``, one more run of each side under pyinstrument afterwards."""
+    """Row 3; with ``profile``, one more run of each side under pyinstrument afterwards.
+
+    ``candidates``: also runs with the per-command cuts of ``bench.candidates``.
+    """
     hass = ctx.hass
     waiter = ResultWaiter(hass)
+    store = engine_of(hass).store
+    patches: dict[str, Callable[[], list[Callable[[], None]]]] = {}
+    if candidates:
+        patches = {
+            "group_commit": lambda: [group_commit(store)],
+            "fewer_device_writes": lambda: [fewer_device_writes()],
+            "both": lambda: [group_commit(store), fewer_device_writes()],
+        }
     unsubscribe = await mqtt.async_subscribe(hass, "wlte/+/relay/+/result", waiter.on_message, 1)
     try:
-        return await measure_throughput(hass, ctx.context, sizes, waiter, profile)
+        return await measure_throughput(
+            hass, ctx.context, sizes, waiter, profile=profile, candidates=patches
+        )
     finally:
         unsubscribe()

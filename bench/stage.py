@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict
 import importlib
 import json
@@ -110,8 +110,10 @@ async def runtime_stage(args: argparse.Namespace, http_port: int) -> dict[str, A
                     if restore is not None:
                         restore()
         if "throughput" in measure:
-            with _one_core(network, ha, other, [args.broker_pid, simulator.pid]):
-                result["throughput"] = await run_throughput(ctx, sizes, args.profile)
+            async with _one_core(hass, network, ha, other, [args.broker_pid, simulator.pid]):
+                result["throughput"] = await run_throughput(
+                    ctx, sizes, args.profile, candidates="candidate" in measure
+                )
         if "history" in measure:
             result["history"] = await _history(engine, sizes)
     finally:
@@ -120,10 +122,14 @@ async def runtime_stage(args: argparse.Namespace, http_port: int) -> dict[str, A
     return result
 
 
-@contextmanager
-def _one_core(
-    network: Network, ha: set[int] | None, other: set[int] | None, pids: list[int | None]
-) -> Iterator[None]:
+@asynccontextmanager
+async def _one_core(
+    hass: HomeAssistant,
+    network: Network,
+    ha: set[int] | None,
+    other: set[int] | None,
+    pids: list[int | None],
+) -> AsyncIterator[None]:
     """Home Assistant on one core, the broker and the devices on the others, for the block.
 
     A stage pinned throughout (``tuned``) is left as it is.
@@ -132,14 +138,14 @@ def _one_core(
         yield
         return
     every = ha | other
-    pin_threads(ha)
+    await hass.async_add_executor_job(pin_threads, ha)
     for pid in pids:
         if pid is not None:
             pin(pid, other)
     try:
         yield
     finally:
-        pin_threads(every)
+        await hass.async_add_executor_job(pin_threads, every)
         for pid in pids:
             if pid is not None:
                 pin(pid, every)

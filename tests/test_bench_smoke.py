@@ -74,9 +74,15 @@ async def test_bench_quick_run_measures_every_row(hass: HomeAssistant, tmp_path:
             assert all(kind["errors"] == 0 for kind in latency.values()), (stage, latency)
     # The candidate path answered every send with the record still pending.
     assert raw["stock"]["latency"]["burst"]["early_send"]["errors"] == 0
-    for stage in ("stock", "tuned"):
+    for stage, sides in (
+        ("stock", ("iotee", "group_commit", "fewer_device_writes", "both")),
+        ("tuned", ("iotee",)),
+    ):
         throughput = raw[stage]["throughput"]
-        assert throughput["iotee"]["statuses"] == {"completed": 2 * throughput["commands_per_run"]}
+        for side in sides:
+            assert throughput[side]["statuses"] == {
+                "completed": 2 * throughput["commands_per_run"]
+            }, (stage, side)
     history = raw["stock"]["history"]
     assert history["ours"]["purged"] == history["ours"]["rows"] == 1000
     assert history["ours"]["device_history"]["returned"] == 100
