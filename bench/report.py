@@ -213,7 +213,8 @@ CUTS = {
 
 
 def candidate_throughput_rows(throughput: dict[str, Any]) -> list[Row]:
-    """Row 3 with each per-command cut of ``bench.candidates``, against today and bare."""
+    """Row 3 (tuned stack) with each per-command cut of ``bench.candidates``, against today and
+    bare."""
     rows: list[Row] = []
     bare = throughput["baseline"]["per_s"]
     today = throughput["iotee"]["per_s"]
@@ -281,14 +282,15 @@ def broker_rows(stock: dict[str, Any], tuned: dict[str, Any]) -> list[Row]:
     return rows
 
 
-def throughput_row(table: str, throughput: dict[str, Any], *, judged: bool) -> Row:
+def throughput_row(
+    table: str, throughput: dict[str, Any], *, judged: bool, key: str, measure: str
+) -> Row:
     """Row 3: confirmed commands per second, HA on one core, against bare ``mqtt.publish``."""
     base_tp = throughput["baseline"]["per_s"]
     ours_tp = throughput["iotee"]["per_s"]
-    prefix = "" if table == "stock" else f"{table}."
     return Row(
-        key=f"{prefix}3.throughput",
-        measure="3. Throughput, confirmed commands per second (HA on one core)",
+        key=key,
+        measure=measure,
         unit="1/s",
         baseline=base_tp,
         baseline_note=(
@@ -438,19 +440,41 @@ def build_rows(raw: dict[str, Any]) -> list[Row]:
     stock = raw.get("stock")
     if stock is not None:
         rows += latency_rows("stock", stock["latency"], judged=True)
-        rows.append(throughput_row("stock", stock["throughput"], judged=True))
+        rows.append(
+            throughput_row(
+                "stock",
+                stock["throughput"],
+                judged=False,
+                key="3.throughput.stock",
+                measure="3. Throughput, confirmed commands/s, HA on one core, stock stack",
+            )
+        )
+    tuned = raw.get("tuned")
+    if tuned is not None:
+        # Tracking's CPU cost: on a stock stack delayed ACKs bound both sides long before the
+        # CPU does, so the target judges the tuned stack, where the CPU is the bottleneck.
+        rows.append(
+            throughput_row(
+                "stock",
+                tuned["throughput"],
+                judged=True,
+                key="3.throughput",
+                measure="3. Throughput, confirmed commands/s, HA on one core, tuned stack"
+                " (CPU-bound: tracking's cost)",
+            )
+        )
+    if stock is not None:
         rows += history_rows(stock["history"])
     if "startup" in raw:
         rows += startup_rows(raw["startup"])
     if stock is not None and "early_send" in stock["latency"]["spaced"]:
         rows += candidate_rows(stock["latency"])
-        rows += candidate_throughput_rows(stock["throughput"])
+    if tuned is not None:
+        rows += candidate_throughput_rows(tuned["throughput"])
     if stock is not None and "broker" in raw:
         rows += broker_rows(stock["latency"], raw["broker"]["latency"])
-    tuned = raw.get("tuned")
     if tuned is not None:
         rows += latency_rows("tuned", tuned["latency"], judged=False)
-        rows.append(throughput_row("tuned", tuned["throughput"], judged=False))
     return rows
 
 

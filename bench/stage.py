@@ -112,7 +112,7 @@ async def runtime_stage(args: argparse.Namespace, http_port: int) -> dict[str, A
         if "throughput" in measure:
             async with _one_core(hass, network, ha, other, [args.broker_pid, simulator.pid]):
                 result["throughput"] = await run_throughput(
-                    ctx, sizes, args.profile, candidates="candidate" in measure
+                    ctx, sizes, args.profile, candidates="cuts" in measure
                 )
         if "history" in measure:
             result["history"] = await _history(engine, sizes)
@@ -313,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--measure",
         default="latency,throughput,history",
-        help="comma-separated: latency, candidate, throughput, history (runtime)",
+        help="comma-separated: latency, candidate (early answer), throughput, cuts (candidate"
+        " throughput cuts), history (runtime)",
     )
     parser.add_argument("--profile", type=Path, help="profile the throughput row into this dir")
     parser.add_argument("--capture", type=Path, help="tshark capture of the latency rows")
