@@ -3,9 +3,10 @@
 It reads a job (JSON) on stdin and sends requests over one keep-alive connection, one at a time,
 in two patterns, then writes every latency on stdout as JSON:
 
-- ``spaced``: one request of each kind per round, the kinds interleaved (their order rotating
-  every round so that none always goes first), ``gap`` seconds after every request - each
-  request meets a quiet Home Assistant and a quiet broker;
+- ``spaced``: one request of each kind per round, the kinds interleaved in an order shuffled
+  every round (seeded), so that every kind follows every other kind about equally often - what
+  the request before left on the connections (a device's answer still on its way, an ACK still
+  delayed) is spread evenly over the kinds - and ``gap`` seconds after every request;
 - ``burst``: ``size`` requests of one kind back to back (the next one sent as soon as the answer
   to the last is in), then ``pause`` seconds of quiet, then the next kind's burst (their order
   rotating) - a REST caller or an automation sending a few commands in a row.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import random
 import sys
 import time
 from typing import Any
@@ -81,9 +83,9 @@ async def _spaced(
 ) -> dict[str, Any]:
     names = list(kinds)
     results = _Results(names)
+    order = random.Random(16)
     for round_no in range(job["warmup"] + job["rounds"]):
-        shift = round_no % len(names)
-        for name in names[shift:] + names[:shift]:
+        for name in order.sample(names, len(names)):
             elapsed, error = await kinds[name].send(session, base)
             if round_no >= job["warmup"]:
                 results.add(name, elapsed, error)

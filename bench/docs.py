@@ -138,7 +138,7 @@ def render(result: dict[str, Any], rows: list[Row]) -> str:
         f"{sizes['tp_commands']:,} commands per throughput run, "
         f"{sizes['history_rows']:,} stored commands, {sizes['startup_devices']} devices at "
         f"startup.\n\n"
-        f"{markdown_tables(rows)}\n\n"
+        f"{markdown_tables(rows, result['raw'])}\n\n"
         f"{_HOW}\n"
         f"{_FINDINGS}"
     )
@@ -155,7 +155,7 @@ def write_docs(result: dict[str, Any], rows: list[Row]) -> list[Path]:
         if 0 <= start < end:
             block = (
                 f"{README_START}\n"
-                f"{markdown_tables(rows, '####')}\n\n"
+                f"{markdown_tables(rows, result['raw'], '####')}\n\n"
                 f"Measured {result['generated_at'][:10]} on {machine_line(result['machine'])}; "
                 f"{result['summary']}. Details: [docs/performance.md](docs/performance.md).\n"
             )

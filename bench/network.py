@@ -2,9 +2,10 @@
 
 ``stock`` is what users run: mosquitto's default configuration, paho's sockets as HA and the
 devices open them (Nagle's algorithm on), Home Assistant free to use every CPU. ``broker`` changes
-one thing, the setting README's install section recommends (``set_tcp_nodelay true``). ``tuned``
-is the benchmark's earlier world: Nagle off on the broker, on HA's MQTT client socket and on the
-simulated devices, and Home Assistant pinned to one core for the whole stage.
+one thing, the setting README's install section recommends (``set_tcp_nodelay true``);
+``devices`` adds devices that turn Nagle off themselves. ``tuned`` is the benchmark's earlier
+world: Nagle off on the broker, on HA's MQTT client socket and on the simulated devices, and Home
+Assistant pinned to one core for the whole stage.
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ STOCK = Network("stock", "stock mosquitto, no socket option touched, HA not pinn
 BROKER = Network(
     "broker", "mosquitto `set_tcp_nodelay true`, nothing else touched", broker_nodelay=True
 )
+DEVICES = Network(
+    "devices",
+    "mosquitto `set_tcp_nodelay true` and devices with Nagle off; HA untouched, not pinned",
+    broker_nodelay=True,
+    devices_nodelay=True,
+)
 TUNED = Network(
     "tuned",
     "TCP_NODELAY on broker, HA's MQTT socket and devices; HA pinned to one core",
@@ -38,7 +45,7 @@ TUNED = Network(
     devices_nodelay=True,
     pin_ha=True,
 )
-NETWORKS = {network.name: network for network in (STOCK, BROKER, TUNED)}
+NETWORKS = {network.name: network for network in (STOCK, BROKER, DEVICES, TUNED)}
 
 
 def pin_threads(cpus: set[int]) -> None:

@@ -27,10 +27,9 @@ TABLES = {
     "candidate": "Candidates, measured in the same stock run by harnesses that patch the running"
     " engine (`bench/candidates.py`): the Commands API answering once the record is stored"
     " (`pending`), and two cuts of the per-command work",
-    "broker": "Broker `set_tcp_nodelay true`, nothing else touched: the same request against"
-    " the stock broker (baseline) and the tuned one",
-    "tuned": "Tuned: TCP_NODELAY on the broker, HA's MQTT socket and the devices, Home Assistant"
-    " pinned to one core",
+    "network": "What each network setting buys: every request of rows 1-2, p50 / p99 in ms (and"
+    " the share over 10 ms), on the stock stack and with Nagle's algorithm turned off step by"
+    " step - the broker (`set_tcp_nodelay true`), then the devices, then HA's own MQTT socket",
 }
 """The tables, in the order they are shown; ``stock`` is the one the targets judge."""
 
@@ -256,30 +255,58 @@ def candidate_throughput_rows(throughput: dict[str, Any]) -> list[Row]:
     return rows
 
 
-def broker_rows(stock: dict[str, Any], tuned: dict[str, Any]) -> list[Row]:
-    """What ``set_tcp_nodelay true`` alone buys: each request, stock broker vs tuned broker."""
+NETWORK_KINDS = (
+    ("mqtt_publish_qos0", "HA's `mqtt.publish` QoS 0"),
+    ("mqtt_publish_qos1", "HA's `mqtt.publish` QoS 1"),
+    ("iotee_send_api_key", "REST send, `X-API-Key`"),
+    ("iotee_send", "REST send, HA token"),
+    ("wlte_confirmed", "WLTE confirmed round trip"),
+)
+NETWORK_TITLES = {
+    "broker": "`set_tcp_nodelay true`",
+    "devices": "+ devices' Nagle off",
+    "tuned": "+ HA's MQTT socket Nagle off, HA pinned",
+}
+
+
+def network_rows(stock: dict[str, Any], others: dict[str, dict[str, Any]]) -> list[Row]:
+    """Each request on the stock stack (baseline) against each tuned network setting."""
     rows: list[Row] = []
-    kinds = (
-        ("mqtt_publish_qos0", "HA's QoS 0 publish"),
-        ("mqtt_publish_qos1", "HA's QoS 1 publish"),
-        ("iotee_send_api_key", "REST send, `X-API-Key`"),
-        ("iotee_send", "REST send, HA token"),
-        ("wlte_confirmed", "WLTE confirmed round trip"),
-    )
-    for pattern, how in PATTERNS.items():
-        for kind, title in kinds:
-            for pct in ("p50", "p99"):
-                before, after = stock[pattern][kind], tuned[pattern][kind]
-                rows.append(
-                    _latency_row(
-                        "broker",
-                        f"broker.{pattern}.{kind}.{pct}",
-                        f"{title}, {how}, {pct}",
-                        (before[f"{pct}_ms"], _over(before, "stock broker")),
-                        (after[f"{pct}_ms"], _over(after, "`set_tcp_nodelay true`")),
+    for network, latency in others.items():
+        for pattern, how in PATTERNS.items():
+            for kind, title in NETWORK_KINDS:
+                for pct in ("p50", "p99"):
+                    before, after = stock[pattern][kind], latency[pattern][kind]
+                    rows.append(
+                        _latency_row(
+                            "network",
+                            f"network.{network}.{pattern}.{kind}.{pct}",
+                            f"{title}, {how}, {pct}: {NETWORK_TITLES[network]}",
+                            (before[f"{pct}_ms"], _over(before, "stock stack")),
+                            (after[f"{pct}_ms"], _over(after, NETWORK_TITLES[network])),
+                        )
                     )
-                )
     return rows
+
+
+def network_matrix(raw: dict[str, Any]) -> str:
+    """The latency kinds under every network setting of the run: p50 / p99 in ms."""
+    networks = [name for name in ("stock", *NETWORK_TITLES) if name in raw]
+    titles = {"stock": "stock stack", **NETWORK_TITLES}
+    lines = [
+        "| request | pattern | " + " | ".join(titles[name] for name in networks) + " |",
+        "|---|---|" + "---|" * len(networks),
+    ]
+    for kind, title in NETWORK_KINDS:
+        for pattern, how in PATTERNS.items():
+            cells = []
+            for name in networks:
+                summary = raw[name]["latency"][pattern][kind]
+                over = int(summary.get("over_10ms", 0))
+                cell = f"{_fmt(summary['p50_ms'])} / {_fmt(summary['p99_ms'])}"
+                cells.append(cell + (f" ({over / summary['n']:.0%} > 10 ms)" if over else ""))
+            lines.append(f"| {title} | {how} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def throughput_row(
@@ -471,10 +498,9 @@ def build_rows(raw: dict[str, Any]) -> list[Row]:
         rows += candidate_rows(stock["latency"])
     if tuned is not None:
         rows += candidate_throughput_rows(tuned["throughput"])
-    if stock is not None and "broker" in raw:
-        rows += broker_rows(stock["latency"], raw["broker"]["latency"])
-    if tuned is not None:
-        rows += latency_rows("tuned", tuned["latency"], judged=False)
+    others = {name: raw[name]["latency"] for name in NETWORK_TITLES if name in raw}
+    if stock is not None and others:
+        rows += network_rows(stock["latency"], others)
     return rows
 
 
@@ -488,13 +514,20 @@ def _fmt(value: float) -> str:
     return f"{value:.3f}"
 
 
-def markdown_tables(rows: list[Row], heading: str = "###") -> str:
-    """Return the rows as one markdown table per ``TABLES`` entry, each under its heading."""
+def markdown_tables(
+    rows: list[Row], raw: dict[str, Any] | None = None, heading: str = "###"
+) -> str:
+    """Return the rows as one markdown table per ``TABLES`` entry, each under its heading.
+
+    The network table is the compact matrix of ``network_matrix`` (from ``raw``).
+    """
     parts = []
     for table, title in TABLES.items():
         chosen = [row for row in rows if row.table == table]
-        if chosen:
-            parts.append(f"{heading} {title}\n\n{markdown_table(chosen)}")
+        if not chosen:
+            continue
+        body = network_matrix(raw) if table == "network" and raw else markdown_table(chosen)
+        parts.append(f"{heading} {title}\n\n{body}")
     return "\n\n".join(parts)
 
 

@@ -44,10 +44,11 @@ QUICK = RuntimeSizes(
     history_queries=10,
     history_devices=10,
 )
-SECTIONS = ("stock", "broker", "tuned", "startup")
+SECTIONS = ("stock", "broker", "devices", "tuned", "startup")
 STAGE_MEASURES = {
     "stock": "latency,candidate,throughput,history",
     "broker": "latency",
+    "devices": "latency",
     "tuned": "latency,throughput,cuts",
 }
 
@@ -231,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench: work directory {workdir}", file=sys.stderr, flush=True)
     raw: dict[str, Any] = {}
     try:
-        for name in ("stock", "broker", "tuned"):
+        for name in ("stock", "broker", "devices", "tuned"):
             if name not in sections:
                 continue
             network = NETWORKS[name]
@@ -282,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(text + "\n")
     print(text)
     print()
-    print(markdown_tables(rows))
+    print(markdown_tables(rows, raw))
     print()
     print(result["summary"])
     if not args.no_docs and not partial:

@@ -43,7 +43,7 @@ async def test_bench_quick_run_measures_every_row(hass: HomeAssistant, tmp_path:
     assert {"nproc", "cpu_model", "memory_gib", "python", "homeassistant"} <= set(result["machine"])
 
     rows = {row["key"]: row for row in result["rows"]}
-    prefixes = ("1.", "2.", "3.", "4.", "5.", "candidate.1.", "candidate.3.", "broker.", "tuned.")
+    prefixes = ("1.", "2.", "3.", "4.", "5.", "candidate.1.", "candidate.3.", "network.")
     for prefix in prefixes:
         assert any(key.startswith(prefix) for key in rows), prefix
     for row in rows.values():
@@ -68,7 +68,7 @@ async def test_bench_quick_run_measures_every_row(hass: HomeAssistant, tmp_path:
         "pin_ha": False,
     }
     assert raw["tuned"]["network"]["ha_nodelay"] is True
-    for stage in ("stock", "broker", "tuned"):
+    for stage in ("stock", "broker", "devices", "tuned"):
         for pattern in ("spaced", "burst"):
             latency = raw[stage]["latency"][pattern]
             assert {"mqtt_publish_qos0", "mqtt_publish_qos1", "wlte_confirmed"} <= set(latency)
