@@ -115,23 +115,31 @@ def fewer_device_writes() -> Callable[[], None]:
 
     Today every state or availability message of a device writes the state of every entity of
     that device (16 for an 8-relay controller), though a relay's report changes one switch.
+    Each write records the availability and state it wrote; a device report that changes
+    neither for an entity writes nothing for it (attributes only change with commands).
     """
-    original = IoteeEntity._on_device
+    original_write = IoteeEntity.async_write_ha_state
+    original_on_device = IoteeEntity._on_device
     shown: dict[int, tuple[bool, Any]] = {}
+
+    def write(self: IoteeEntity) -> None:
+        shown[id(self)] = (self.available, self.state)
+        original_write(self)
 
     def on_device(self: IoteeEntity, config: DeviceConfig, state: DeviceState) -> None:
         if config.hardware_id != self.config.hardware_id:
             return
-        now = (self.available, self.state)
-        if shown.get(id(self)) == now:
+        if shown.get(id(self)) == (self.available, self.state):
             return
-        shown[id(self)] = now
         self.async_write_ha_state()
 
-    patched: Any = on_device
-    IoteeEntity._on_device = patched  # type: ignore[method-assign]
+    patched_write: Any = write
+    patched_on_device: Any = on_device
+    IoteeEntity.async_write_ha_state = patched_write  # type: ignore[method-assign]
+    IoteeEntity._on_device = patched_on_device  # type: ignore[method-assign]
 
     def restore() -> None:
-        IoteeEntity._on_device = original  # type: ignore[method-assign]
+        IoteeEntity.async_write_ha_state = original_write  # type: ignore[method-assign]
+        IoteeEntity._on_device = original_on_device  # type: ignore[method-assign]
 
     return restore
