@@ -419,6 +419,10 @@ def startup_rows(startup: dict[str, Any]) -> list[Row]:
     base_boots, our_boots = startup["baseline"], startup["iotee"]
     entities = _median([boot["entities"] for boot in our_boots])
     note = f"{startup['devices']:,} devices, {entities:,.0f} entities"
+    expected = startup.get("expected_entities", entities)
+    if entities < expected:
+        # HA 2026.10 adds at most 10,000 enabled entities per config entry (the hub).
+        note += f" of {expected:,} (HA's limit per config entry)"
     for metric, title, target in (
         ("online_s", "HA start until IoTee and every device's state are in", True),
         ("iotee_setup_s", "IoTee setup time as HA reports it", False),

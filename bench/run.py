@@ -143,7 +143,12 @@ def run_startup(
     variants = {"baseline": [], "iotee": startup_devices(count)}
     brokers: list[Broker] = []
     configs: dict[str, Path] = {}
-    results: dict[str, Any] = {"devices": count, "baseline": [], "iotee": []}
+    results: dict[str, Any] = {
+        "devices": count,
+        "expected_entities": sum(device.entity_count for device in variants["iotee"]),
+        "baseline": [],
+        "iotee": [],
+    }
     try:
         for name, devices in variants.items():
             broker = Broker(workdir / f"broker-{name}", deep_queues=True)
