@@ -140,8 +140,13 @@ NanoMQ's listener documentation lists no such option.
 The Commands API's send waits for the broker's PUBACK before it answers, so it inherits hold 1.
 The candidate (the spec's own example answers `"status": "pending"`): answer once the record is
 stored, publish right after. Measured in the same stock run on a second simulated lock (the
-candidate table): the send answers like HA's QoS 0 publish plus IoTee's durable insert, and the
-hold moves out of the caller's way; the command still reaches the device at the same moment.
+candidate table; run of 2026-12-02): 50 ms apart the send's p50 went from 34.4 to 3.9 ms with
+an HA token and from 32.8 to 3.5 ms with an API key (1.35x and 1.24x HA's QoS 0 publish); in
+bursts p50 from 4.9 to 2.5 ms and 4.5 to 2.2 ms, p99 from 47 to 7.4 and 6.3 ms (1 request in
+400 over 10 ms instead of 146). The hold moves out of the caller's way; the command reaches the
+device at the same moment as before. What is left against QoS 0 (0.7-1 ms at p50) is the
+durable insert's round trip to the store thread and the view's own work: the targets of 1.1x
+and 1.2x (spaced) and 1.3x (bursts) are still missed by that much.
 
 What callers keep and lose with the proposed change (`async_submit(..., await_publish=False)`,
 the dispatch as an eagerly started task): the checks that need no waiting still run before the
@@ -166,13 +171,18 @@ event loop's time per command. Shares of the profiled IoTee run:
 | the insert's round trip to the store thread, update hand-overs (`run_in_executor`) | 7 % |
 | HA's publish, service call and MQTT message handling (what the baseline pays too) | the rest |
 
-The candidate cuts (`bench/candidates.py`, alternating throughput runs, candidate table): group
-commit (a loop iteration's status updates in one store call and one transaction) and entities
-writing on a device report only when their availability or state changed. Further proposals
-from the profile: draw command ids from a per-process generator seeded once from `os.urandom`
-instead of one system call each; build the event payload and the row once per status change;
-write the JOG button only when its own command changes. The throughput target (0.6x of bare on
-one core) needs the entity writes first: they are a quarter of the loop's time.
+Throughput alone misjudges this on a shared machine (the bare side's bottleneck moves with the
+load on the devices' core), so the candidate table also gives HA's CPU time per confirmed
+command, which is what a box pays. In the run of 2026-12-02: bare 0.73 ms, IoTee 2.19 ms (3.0x);
+with group commit (a loop iteration's status updates in one store call and one transaction)
+1.80 ms; with entities writing on a device report only when their availability or state
+changed 1.61 ms; with both 1.41 ms (1.9x bare, -36 %), and 697 instead of 433 commands/s. The
+two alternating rounds of each side differed by up to 2x in commands/s (other developers'
+tests started during the run), so read the CPU per command, not the second digit of the rate.
+Further proposals from the profile: draw command ids from a per-process generator seeded once
+from `os.urandom` instead of one system call each (9 %); build the event payload and the row
+once per status change; write the JOG button only when its own command changes (today it
+writes on every command of its relay's switch too).
 
 ## Startup of a large home (row 5)
 
@@ -186,8 +196,9 @@ With 5,000 devices (25,000 entities) the longest event-loop stall from the start
 setup until every device's state is in is one callback of several seconds: the task step of
 `ConfigEntry.async_setup_locked` that runs IoTee's `async_setup_entry`. IoTee's platforms call
 `async_add_entities` once per device in a loop, and HA adds each batch in an eagerly started
-task that never has to wait, so all 25,000 entities are created, registered and written in one
-go. The profile of that span: entity platform work (HA's registries, first state writes) is
+task that never has to wait, so all 10,000 entities are created, registered and written in one
+go (3.7-4.4 s in the run of 2026-12-02, against 8 ms for the hub without devices).
+The profile of that span: entity platform work (HA's registries, first state writes) is
 most of it, IoTee's own share (device registry entries, listeners, `async_added_to_hass`) about
 a fifth. Proposal for IoTee's share: let the loop run between devices - each platform's
 `async_setup_entry` yields (`await asyncio.sleep(0)`) after every 100 devices, so the stall is

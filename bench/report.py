@@ -211,6 +211,12 @@ CUTS = {
 }
 
 
+def _cpu(side: dict[str, Any]) -> str:
+    """HA's CPU share during a throughput side and its CPU time per confirmed command."""
+    per_command_ms = side["ha_cpu_share"] / side["per_s"] * 1000
+    return f"HA CPU {side['ha_cpu_share']:.0%}, {per_command_ms:.2f} ms CPU per command"
+
+
 def candidate_throughput_rows(throughput: dict[str, Any]) -> list[Row]:
     """Row 3 (tuned stack) with each per-command cut of ``bench.candidates``, against today and
     bare."""
@@ -221,7 +227,7 @@ def candidate_throughput_rows(throughput: dict[str, Any]) -> list[Row]:
         if name not in throughput:
             continue
         ours = throughput[name]["per_s"]
-        note = f"{title}, HA CPU {throughput[name]['ha_cpu_share']:.0%}"
+        note = f"{title}, {_cpu(throughput[name])}"
         rows.append(
             Row(
                 key=f"candidate.3.{name}",
@@ -320,14 +326,9 @@ def throughput_row(
         measure=measure,
         unit="1/s",
         baseline=base_tp,
-        baseline_note=(
-            f"`mqtt.publish` + device answer, HA CPU {throughput['baseline']['ha_cpu_share']:.0%}"
-        ),
+        baseline_note=f"`mqtt.publish` + device answer, {_cpu(throughput['baseline'])}",
         ours=ours_tp,
-        ours_note=(
-            f"`iotee.relay_command` wait, persisted, HA CPU "
-            f"{throughput['iotee']['ha_cpu_share']:.0%}"
-        ),
+        ours_note=f"`iotee.relay_command` wait, persisted, {_cpu(throughput['iotee'])}",
         ratio=_ratio(ours_tp, base_tp),
         target="≥ 0.6x baseline" if judged else "",
         met=ours_tp >= 0.6 * base_tp if judged else None,
