@@ -26,7 +26,7 @@ README = REPO / "README.md"
 _HOW = """\
 ## How it is measured
 
-`scripts/bench` (after `scripts/setup`; about 25 minutes on the machine above; `--help` for the
+`scripts/bench` (after `scripts/setup`; about 20 minutes on the machine above; `--help` for the
 sizes, `--quick` for a smoke run) starts real mosquitto brokers and real Home Assistant instances
 - `bootstrap.async_setup_hass` inside a fresh process per instance, with the default
 integrations, HA's HTTP server, auth, REST API and MQTT integration - and measures. Every line
