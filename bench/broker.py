@@ -12,6 +12,13 @@ from simulator.broker import Mosquitto, find_mosquitto, free_port
 
 __all__ = ["Broker", "find_mosquitto", "free_port", "pin", "publish_retained"]
 
+NODELAY = "set_tcp_nodelay true\n"
+"""The one broker setting the README recommends (Nagle off on every client connection)."""
+DEEP_QUEUES = "max_queued_messages 100000\n"
+"""Startup only: the retained states of thousands of devices arrive at once on one subscription,
+more than mosquitto's default queue of 1,000 QoS 1 messages per client holds (see
+docs/performance.md, row 5)."""
+
 
 def pin(pid: int, cpus: set[int] | None) -> None:
     """Restrict process ``pid`` to ``cpus`` (no-op when None)."""
@@ -20,15 +27,29 @@ def pin(pid: int, cpus: set[int] | None) -> None:
 
 
 class Broker(Mosquitto):
-    """mosquitto without persistence, tuned for the benchmark, optionally pinned to CPUs."""
+    """mosquitto without persistence; stock settings unless told, optionally pinned to CPUs.
 
-    def __init__(self, workdir: Path, cpus: set[int] | None = None) -> None:
+    ``nodelay``: ``set_tcp_nodelay true``. ``deep_queues``: ``max_queued_messages 100000``.
+    Everything else is mosquitto's default configuration.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        cpus: set[int] | None = None,
+        *,
+        nodelay: bool = False,
+        deep_queues: bool = False,
+    ) -> None:
         """Prepare a broker in ``workdir``; ``cpus`` pins it."""
         workdir.mkdir(parents=True, exist_ok=True)
         self.cpus = cpus
-        super().__init__(workdir, extra_config="max_queued_messages 100000\nset_tcp_nodelay true\n")
+        self.pid: int | None = None
+        extra = (NODELAY if nodelay else "") + (DEEP_QUEUES if deep_queues else "")
+        super().__init__(workdir, extra_config=extra)
 
     def _started(self, pid: int) -> None:
+        self.pid = pid
         pin(pid, self.cpus)
 
 

@@ -1,9 +1,9 @@
-"""``python -m bench.devices SIMULATOR-ARGS``: the simulated devices, with TCP_NODELAY.
+"""``python -m bench.devices [--nodelay] SIMULATOR-ARGS``: the simulated devices.
 
-Runs ``python -m simulator`` unchanged, except that every socket it connects has Nagle's
-algorithm off: paho does not set TCP_NODELAY, and a device publishing ACK, state and SUCCESS
-back to back would otherwise wait for the broker's delayed ACK (40 ms on Linux) - a property of
-the simulator's TCP stack, not of what is being measured (see docs/performance.md).
+Runs ``python -m simulator`` unchanged. With ``--nodelay`` (the tuned table only) every socket it
+connects has Nagle's algorithm off: paho does not set TCP_NODELAY, so a device publishing ACK,
+state and SUCCESS back to back can wait for the broker's delayed ACK (40 ms on Linux), as a real
+device on a stock TCP stack may (see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -24,5 +24,8 @@ def _nodelay_connection(*args: Any, **kwargs: Any) -> socket.socket:
 
 
 if __name__ == "__main__":
-    socket.create_connection = _nodelay_connection
-    raise SystemExit(main(sys.argv[1:]))
+    argv = sys.argv[1:]
+    if argv[:1] == ["--nodelay"]:
+        argv = argv[1:]
+        socket.create_connection = _nodelay_connection
+    raise SystemExit(main(argv))

@@ -22,6 +22,7 @@ from typing import Any
 from homeassistant import bootstrap, config_entries, runner
 from homeassistant.auth.const import GROUP_ID_ADMIN
 from homeassistant.auth.models import TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN
+from homeassistant.components.http import config as http_config
 from homeassistant.config_entries import ConfigEntry, ConfigSubentryData
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers.json import JSONEncoder
@@ -202,7 +203,21 @@ async def async_boot(config_dir: Path) -> Booted:
         raise RuntimeError(f"Home Assistant did not start from {config_dir}")
     set_up = time.monotonic()
     await hass.async_start()
-    return Booted(hass, set_up - started, time.monotonic() - set_up)
+    booted = Booted(hass, set_up - started, time.monotonic() - set_up)
+    await _confirm_http_config(hass)
+    return booted
+
+
+async def _confirm_http_config(hass: HomeAssistant) -> None:
+    """Confirm the HTTP config taken from ``configuration.yaml`` as working.
+
+    Since 2026.10 HA moves a YAML HTTP config into its store as a trial ("pending") and, unless
+    a user confirms it within 5 minutes, reverts it and restarts Home Assistant - in the middle
+    of a benchmark stage that runs longer.
+    """
+    store = await http_config.async_get_and_load_store(hass)
+    if store.pending is not None:
+        await store.async_promote_pending()
 
 
 async def async_admin(hass: HomeAssistant) -> tuple[str, Context]:

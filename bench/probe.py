@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 import time
+from typing import Any
 
 
 class LoopProbe:
@@ -34,6 +35,11 @@ class LoopProbe:
             self._handle.cancel()
             self._handle = None
 
+    @property
+    def due(self) -> float:
+        """Return when the next tick is due (monotonic clock)."""
+        return self._due
+
     def _tick(self) -> None:
         now = time.monotonic()
         self.max_late = max(self.max_late, now - self._due)
@@ -51,3 +57,68 @@ class LoopProbe:
             # A stall still going on at the end of the window counts too.
             self.max_late = max(self.max_late, now - self._due)
             into[key] = self.max_late * 1000
+
+
+def _describe(handle: asyncio.Handle) -> str:
+    """Name what a loop callback runs: a task's coroutine, or the callback's qualified name."""
+    callback = getattr(handle, "_callback", None)
+    owner = getattr(callback, "__self__", None)
+    if isinstance(owner, asyncio.Task):
+        coro = owner.get_coro()
+        return f"task {getattr(coro, '__qualname__', repr(coro))}"
+    func = getattr(callback, "func", callback)  # functools.partial
+    return str(getattr(func, "__qualname__", repr(func)))
+
+
+class SlowCallbacks:
+    """The longest event-loop callbacks while active: what each ran and how long it took.
+
+    Wraps ``asyncio.Handle._run`` (every callback and task step of every loop in the process
+    goes through it) with two clock reads; ``top`` keeps the ``keep`` longest.
+    """
+
+    def __init__(self, keep: int = 10) -> None:
+        """Record nothing until ``start``."""
+        self.keep = keep
+        self.top: list[tuple[float, str]] = []
+        self._floor = 0.0
+        self._original: Any = None
+
+    def start(self) -> None:
+        """Begin timing callbacks."""
+        original = asyncio.Handle._run
+        self._original = original
+        clock = time.perf_counter
+
+        def timed(handle: asyncio.Handle) -> None:
+            started = clock()
+            try:
+                original(handle)
+            finally:
+                took = clock() - started
+                if took > self._floor:
+                    self._add(took, handle)
+
+        asyncio.Handle._run = timed  # type: ignore[method-assign]
+
+    def _add(self, took: float, handle: asyncio.Handle) -> None:
+        self.top.append((took, _describe(handle)))
+        self.top.sort(reverse=True)
+        del self.top[self.keep :]
+        if len(self.top) == self.keep:
+            self._floor = self.top[-1][0]
+
+    def reset(self) -> None:
+        """Forget what was recorded so far."""
+        self.top = []
+        self._floor = 0.0
+
+    def stop(self) -> None:
+        """Stop timing callbacks."""
+        if self._original is not None:
+            asyncio.Handle._run = self._original  # type: ignore[method-assign]
+            self._original = None
+
+    def as_json(self) -> list[dict[str, Any]]:
+        """Return the longest callbacks, longest first."""
+        return [{"ms": took * 1000, "what": what} for took, what in self.top]

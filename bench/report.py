@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 import os
 from pathlib import Path
@@ -20,9 +21,28 @@ README_START = "<!-- bench:table:start -->"
 README_END = "<!-- bench:table:end -->"
 
 
+TABLES = {
+    "stock": "Stock broker (headline): mosquitto's default configuration, no socket option"
+    " touched, Home Assistant not pinned (one core for row 3)",
+    "candidate": "Candidates, measured in the same stock run by harnesses that patch the running"
+    " engine (`bench/candidates.py`): the Commands API answering once the record is stored"
+    " (`pending`), and two cuts of the per-command work",
+    "network": "What each network setting buys: every request of rows 1-2, p50 / p99 in ms (and"
+    " the share over 10 ms), on the stock stack and with Nagle's algorithm turned off step by"
+    " step - the broker (`set_tcp_nodelay true`), then the devices, then HA's own MQTT socket",
+}
+"""The tables, in the order they are shown; ``stock`` is the one the targets judge."""
+
+PATTERNS = {"spaced": "50 ms apart", "burst": "bursts of 10"}
+SENDS = (
+    ("iotee_send_api_key", "`X-API-Key`"),
+    ("iotee_send", "HA token"),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One line of the table."""
+    """One line of a table."""
 
     key: str
     measure: str
@@ -35,6 +55,7 @@ class Row:
     target: str
     met: bool | None
     """None: no target for this line (shown for context)."""
+    table: str = "stock"
 
 
 def _ratio(ours: float, baseline: float) -> float:
@@ -45,76 +66,279 @@ def _median(values: list[float]) -> float:
     return float(statistics.median(values))
 
 
-def build_rows(raw: dict[str, Any]) -> list[Row]:
-    """Return every row of the table from the raw results of the stages."""
+def _within(ratio: float | None) -> tuple[str, Callable[[float, float], bool] | None]:
+    if ratio is None:
+        return "", None
+    return f"≤ {ratio:g}x baseline", lambda ours, base: ours <= ratio * base
+
+
+_PUBLISH = "HA `POST /api/services/mqtt/publish`"
+_SEND = "`POST /api/iotee/devices/{id}/commands`"
+
+
+def _latency_row(  # noqa: PLR0917 - one positional per column of the row
+    table: str,
+    key: str,
+    measure: str,
+    base: tuple[float, str],
+    ours: tuple[float, str],
+    target: tuple[str, Callable[[float, float], bool] | None] = ("", None),
+) -> Row:
+    text, check = target
+    return Row(
+        key=key,
+        measure=measure,
+        unit="ms",
+        baseline=base[0],
+        baseline_note=base[1],
+        ours=ours[0],
+        ours_note=ours[1],
+        ratio=_ratio(ours[0], base[0]),
+        target=text,
+        met=None if check is None else check(ours[0], base[0]),
+        table=table,
+    )
+
+
+def latency_rows(table: str, latency: dict[str, Any], *, judged: bool) -> list[Row]:
+    """Rows 1 and 2 of one stage: sends vs ``mqtt.publish`` QoS 0, the WLTE round trip vs QoS 1."""
     rows: list[Row] = []
-    runtime = raw["runtime"]
-    latency = runtime["latency"]
-    bare = latency["mqtt_publish"]
-    bare_note = "HA `POST /api/services/mqtt/publish`"
-    for kind, title in (
-        ("iotee_send", "REST send, same HA token"),
-        ("iotee_send_api_key", "REST send, `X-API-Key`"),
-    ):
+    prefix = "" if table == "stock" else f"{table}."
+    send_targets = {
+        ("spaced", "p50", "iotee_send_api_key"): 1.1,
+        ("spaced", "p50", "iotee_send"): 1.2,
+        ("burst", "p50", "iotee_send_api_key"): 1.3,
+        ("burst", "p50", "iotee_send"): 1.3,
+        ("burst", "p99", "iotee_send_api_key"): 2.0,
+        ("burst", "p99", "iotee_send"): 2.0,
+    }
+    for pattern, how in PATTERNS.items():
+        measured = latency[pattern]
+        qos0, qos1 = measured["mqtt_publish_qos0"], measured["mqtt_publish_qos1"]
         for pct in ("p50", "p99"):
-            ours = latency[kind][f"{pct}_ms"]
-            base = bare[f"{pct}_ms"]
+            base = (qos0[f"{pct}_ms"], f"{_PUBLISH} QoS 0")
+            for kind, auth in SENDS:
+                ratio = send_targets.get((pattern, pct, kind)) if judged else None
+                rows.append(
+                    _latency_row(
+                        table,
+                        f"{prefix}1.{pattern}.{kind}.{pct}",
+                        f"1. REST send, {auth}, {how}, {pct}",
+                        base,
+                        (measured[kind][f"{pct}_ms"], _over(measured[kind], _SEND)),
+                        _within(ratio),
+                    )
+                )
             rows.append(
-                Row(
-                    key=f"1.{kind}.{pct}",
-                    measure=f"1. {title}, {pct}",
-                    unit="ms",
-                    baseline=base,
-                    baseline_note=bare_note,
-                    ours=ours,
-                    ours_note="`POST /api/iotee/devices/{id}/commands`",
-                    ratio=_ratio(ours, base),
-                    target="≤ 1.3x baseline",
-                    met=ours <= 1.3 * base,
+                _latency_row(
+                    table,
+                    f"{prefix}1.{pattern}.mqtt_publish_qos1.{pct}",
+                    f"1. HA's own QoS 1 publish, {how}, {pct}",
+                    base,
+                    (qos1[f"{pct}_ms"], _over(qos1, f"{_PUBLISH} QoS 1")),
                 )
             )
-    confirmed = latency["wlte_confirmed"]
-    for pct in ("p50", "p99"):
-        ours = confirmed[f"{pct}_ms"]
-        base = bare[f"{pct}_ms"]
+        for pct in ("p50", "p99"):
+            confirmed = measured["wlte_confirmed"]
+            judge = judged and pattern == "burst" and pct == "p50"
+            rows.append(
+                _latency_row(
+                    table,
+                    f"{prefix}2.{pattern}.wlte_confirmed.{pct}",
+                    f"2. WLTE confirmed round trip, {how} over 8 relays, {pct}",
+                    (qos1[f"{pct}_ms"], f"{_PUBLISH} QoS 1"),
+                    (confirmed[f"{pct}_ms"], _over(confirmed, "device answered SUCCESS")),
+                    (
+                        ("≤ baseline + 2 ms", lambda ours, base: ours <= base + 2.0)
+                        if judge
+                        else ("", None)
+                    ),
+                )
+            )
+    return rows
+
+
+def _over(summary: dict[str, Any], note: str) -> str:
+    """``note`` and how many requests took more than 10 ms, when any did."""
+    over = int(summary.get("over_10ms", 0))
+    return note if not over else f"{note}; {over} of {summary['n']} over 10 ms"
+
+
+def candidate_rows(latency: dict[str, Any]) -> list[Row]:
+    """Today's send against the candidate path, and the candidate against the headline target."""
+    rows: list[Row] = []
+    for pattern, how in PATTERNS.items():
+        measured = latency[pattern]
+        qos0 = measured["mqtt_publish_qos0"]
+        for pct in ("p50", "p99"):
+            for kind, auth in SENDS:
+                early = measured[kind.replace("iotee_send", "early_send")]
+                today = measured[kind]
+                rows.append(
+                    _latency_row(
+                        "candidate",
+                        f"candidate.1.{pattern}.{kind}.{pct}",
+                        f"1. REST send, {auth}, {how}, {pct}: candidate vs today",
+                        (today[f"{pct}_ms"], _over(today, "today")),
+                        (early[f"{pct}_ms"], _over(early, "answered `pending`")),
+                    )
+                )
+                target = {
+                    ("spaced", "p50", "iotee_send_api_key"): 1.1,
+                    ("spaced", "p50", "iotee_send"): 1.2,
+                    ("burst", "p50", "iotee_send_api_key"): 1.3,
+                    ("burst", "p50", "iotee_send"): 1.3,
+                    ("burst", "p99", "iotee_send_api_key"): 2.0,
+                    ("burst", "p99", "iotee_send"): 2.0,
+                }.get((pattern, pct, kind))
+                rows.append(
+                    _latency_row(
+                        "candidate",
+                        f"candidate.1.{pattern}.{kind}.{pct}.vs_qos0",
+                        f"1. REST send, {auth}, {how}, {pct}: candidate vs QoS 0 publish",
+                        (qos0[f"{pct}_ms"], f"{_PUBLISH} QoS 0"),
+                        (early[f"{pct}_ms"], "answered `pending`"),
+                        _within(target),
+                    )
+                )
+    return rows
+
+
+CUTS = {
+    "group_commit": "group commit of status writes",
+    "fewer_device_writes": "entities write on a device report only what changed",
+    "both": "both cuts",
+}
+
+
+def _cpu(side: dict[str, Any]) -> str:
+    """HA's CPU share during a throughput side and its CPU time per confirmed command."""
+    per_command_ms = side["ha_cpu_share"] / side["per_s"] * 1000
+    return f"HA CPU {side['ha_cpu_share']:.0%}, {per_command_ms:.2f} ms CPU per command"
+
+
+def candidate_throughput_rows(throughput: dict[str, Any]) -> list[Row]:
+    """Row 3 (tuned stack) with each per-command cut of ``bench.candidates``, against today and
+    bare."""
+    rows: list[Row] = []
+    bare = throughput["baseline"]["per_s"]
+    today = throughput["iotee"]["per_s"]
+    for name, title in CUTS.items():
+        if name not in throughput:
+            continue
+        ours = throughput[name]["per_s"]
+        note = f"{title}, {_cpu(throughput[name])}"
         rows.append(
             Row(
-                key=f"2.wlte_confirmed.{pct}",
-                measure=f"2. Confirmed round trip (WLTE, sync wait), {pct}",
-                unit="ms",
-                baseline=base,
-                baseline_note="bare publish of row 1",
+                key=f"candidate.3.{name}",
+                measure=f"3. Throughput, {title}: candidate vs today",
+                unit="1/s",
+                baseline=today,
+                baseline_note="today's `iotee.relay_command` wait",
                 ours=ours,
-                ours_note="device answered (SUCCESS)",
-                ratio=_ratio(ours, base),
-                target="≤ baseline + 3 ms" if pct == "p50" else "",
-                met=ours <= base + 3.0 if pct == "p50" else None,
+                ours_note=note,
+                ratio=_ratio(ours, today),
+                target="",
+                met=None,
+                table="candidate",
             )
         )
-    throughput = runtime["throughput"]
+        rows.append(
+            Row(
+                key=f"candidate.3.{name}.vs_bare",
+                measure=f"3. Throughput, {title}: candidate vs bare",
+                unit="1/s",
+                baseline=bare,
+                baseline_note="`mqtt.publish` + device answer",
+                ours=ours,
+                ours_note=note,
+                ratio=_ratio(ours, bare),
+                target="≥ 0.6x baseline",
+                met=ours >= 0.6 * bare,
+                table="candidate",
+            )
+        )
+    return rows
+
+
+NETWORK_KINDS = (
+    ("mqtt_publish_qos0", "HA's `mqtt.publish` QoS 0"),
+    ("mqtt_publish_qos1", "HA's `mqtt.publish` QoS 1"),
+    ("iotee_send_api_key", "REST send, `X-API-Key`"),
+    ("iotee_send", "REST send, HA token"),
+    ("wlte_confirmed", "WLTE confirmed round trip"),
+)
+NETWORK_TITLES = {
+    "broker": "`set_tcp_nodelay true`",
+    "devices": "+ devices' Nagle off",
+    "tuned": "+ HA's MQTT socket Nagle off, HA pinned",
+}
+
+
+def network_rows(stock: dict[str, Any], others: dict[str, dict[str, Any]]) -> list[Row]:
+    """Each request on the stock stack (baseline) against each tuned network setting."""
+    rows: list[Row] = []
+    for network, latency in others.items():
+        for pattern, how in PATTERNS.items():
+            for kind, title in NETWORK_KINDS:
+                for pct in ("p50", "p99"):
+                    before, after = stock[pattern][kind], latency[pattern][kind]
+                    rows.append(
+                        _latency_row(
+                            "network",
+                            f"network.{network}.{pattern}.{kind}.{pct}",
+                            f"{title}, {how}, {pct}: {NETWORK_TITLES[network]}",
+                            (before[f"{pct}_ms"], _over(before, "stock stack")),
+                            (after[f"{pct}_ms"], _over(after, NETWORK_TITLES[network])),
+                        )
+                    )
+    return rows
+
+
+def network_matrix(raw: dict[str, Any]) -> str:
+    """The latency kinds under every network setting of the run: p50 / p99 in ms."""
+    networks = [name for name in ("stock", *NETWORK_TITLES) if name in raw]
+    titles = {"stock": "stock stack", **NETWORK_TITLES}
+    lines = [
+        "| request | pattern | " + " | ".join(titles[name] for name in networks) + " |",
+        "|---|---|" + "---|" * len(networks),
+    ]
+    for kind, title in NETWORK_KINDS:
+        for pattern, how in PATTERNS.items():
+            cells = []
+            for name in networks:
+                summary = raw[name]["latency"][pattern][kind]
+                over = int(summary.get("over_10ms", 0))
+                cell = f"{_fmt(summary['p50_ms'])} / {_fmt(summary['p99_ms'])}"
+                cells.append(cell + (f" ({over / summary['n']:.0%} > 10 ms)" if over else ""))
+            lines.append(f"| {title} | {how} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def throughput_row(
+    table: str, throughput: dict[str, Any], *, judged: bool, key: str, measure: str
+) -> Row:
+    """Row 3: confirmed commands per second, HA on one core, against bare ``mqtt.publish``."""
     base_tp = throughput["baseline"]["per_s"]
     ours_tp = throughput["iotee"]["per_s"]
-    rows.append(
-        Row(
-            key="3.throughput",
-            measure="3. Throughput, confirmed commands per second (HA on one core)",
-            unit="1/s",
-            baseline=base_tp,
-            baseline_note=(
-                f"`mqtt.publish` + device answer, HA CPU "
-                f"{throughput['baseline']['ha_cpu_share']:.0%}"
-            ),
-            ours=ours_tp,
-            ours_note=(
-                f"`iotee.relay_command` wait, persisted, HA CPU "
-                f"{throughput['iotee']['ha_cpu_share']:.0%}"
-            ),
-            ratio=_ratio(ours_tp, base_tp),
-            target="≥ 1,000/s",
-            met=ours_tp >= 1000,
-        )
+    return Row(
+        key=key,
+        measure=measure,
+        unit="1/s",
+        baseline=base_tp,
+        baseline_note=f"`mqtt.publish` + device answer, {_cpu(throughput['baseline'])}",
+        ours=ours_tp,
+        ours_note=f"`iotee.relay_command` wait, persisted, {_cpu(throughput['iotee'])}",
+        ratio=_ratio(ours_tp, base_tp),
+        target="≥ 0.6x baseline" if judged else "",
+        met=ours_tp >= 0.6 * base_tp if judged else None,
+        table=table,
     )
-    history = runtime["history"]
+
+
+def history_rows(history: dict[str, Any]) -> list[Row]:
+    """Row 4: queries, purge, size and loop stalls at 1,000,000 stored against 1,000."""
+    rows: list[Row] = []
     small, big = history["baseline"], history["ours"]
     small_note = f"{small['rows']:,} stored"
     big_note = f"{big['rows']:,} stored"
@@ -132,8 +356,8 @@ def build_rows(raw: dict[str, Any]) -> list[Row]:
                     ours=ours,
                     ours_note=big_note,
                     ratio=_ratio(ours, base),
-                    target="< 5 ms" if pct == "p50" else "",
-                    met=ours < 5.0 if pct == "p50" else None,
+                    target="≤ 1.5x baseline" if pct == "p50" else "",
+                    met=ours <= 1.5 * base if pct == "p50" else None,
                 )
             )
     per_k_small = small["purge_s"] / max(small["purged"], 1) * 1000 * 1000
@@ -148,8 +372,8 @@ def build_rows(raw: dict[str, Any]) -> list[Row]:
             ours=per_k_big,
             ours_note=f"{big['purged']:,} purged in {big['purge_s']:.2f} s",
             ratio=_ratio(per_k_big, per_k_small),
-            target="all in < 5 s",
-            met=big["purge_s"] < 5.0 and big["purged"] == big["rows"],
+            target="≤ 1.5x baseline, all purged",
+            met=per_k_big <= 1.5 * per_k_small and big["purged"] == big["rows"],
         )
     )
     rows.append(
@@ -187,12 +411,22 @@ def build_rows(raw: dict[str, Any]) -> list[Row]:
                 met=stall <= 50.0,
             )
         )
-    startup = raw["startup"]
+    return rows
+
+
+def startup_rows(startup: dict[str, Any]) -> list[Row]:
+    """Row 5: the hub with many devices against the hub with none."""
+    rows: list[Row] = []
     base_boots, our_boots = startup["baseline"], startup["iotee"]
     entities = _median([boot["entities"] for boot in our_boots])
+    note = f"{startup['devices']:,} devices, {entities:,.0f} entities"
+    expected = startup.get("expected_entities", entities)
+    if entities < expected:
+        # HA 2026.10 adds at most 10,000 enabled entities per config entry (the hub).
+        note += f" of {expected:,} (HA's limit per config entry)"
     for metric, title, target in (
         ("online_s", "HA start until IoTee and every device's state are in", True),
-        ("iotee_setup_s", "IoTee setup time as HA reports it", True),
+        ("iotee_setup_s", "IoTee setup time as HA reports it", False),
         ("boot_s", "HA start to running", False),
     ):
         base = _median([boot[metric] for boot in base_boots])
@@ -205,14 +439,16 @@ def build_rows(raw: dict[str, Any]) -> list[Row]:
                 baseline=base,
                 baseline_note="hub without devices",
                 ours=ours,
-                ours_note=f"{startup['devices']} devices, {entities:,.0f} entities",
+                ours_note=note,
                 ratio=_ratio(ours, base),
-                target="≤ baseline + 2 s" if target else "",
-                met=ours <= base + 2.0 if target else None,
+                target="≤ baseline + 5 s" if target else "",
+                met=ours <= base + 5.0 if target else None,
             )
         )
     stall_base = _median([boot["stall_ms"]["until_online"] for boot in base_boots])
     stall_ours = _median([boot["stall_ms"]["until_online"] for boot in our_boots])
+    slowest = our_boots[0].get("slowest", [])
+    where = f"; longest: {slowest[0]['what']}" if slowest else ""
     rows.append(
         Row(
             key="5.stall",
@@ -221,12 +457,55 @@ def build_rows(raw: dict[str, Any]) -> list[Row]:
             baseline=stall_base,
             baseline_note="hub without devices",
             ours=stall_ours,
-            ours_note=f"{startup['devices']} devices",
+            ours_note=f"{startup['devices']:,} devices{where}",
             ratio=_ratio(stall_ours, stall_base),
             target="",
             met=None,
         )
     )
+    return rows
+
+
+def build_rows(raw: dict[str, Any]) -> list[Row]:
+    """Return every row of the tables from the raw results of the stages that ran."""
+    rows: list[Row] = []
+    stock = raw.get("stock")
+    if stock is not None:
+        rows += latency_rows("stock", stock["latency"], judged=True)
+        rows.append(
+            throughput_row(
+                "stock",
+                stock["throughput"],
+                judged=False,
+                key="3.throughput.stock",
+                measure="3. Throughput, confirmed commands/s, HA on one core, stock stack",
+            )
+        )
+    tuned = raw.get("tuned")
+    if tuned is not None:
+        # Tracking's CPU cost: on a stock stack delayed ACKs bound both sides long before the
+        # CPU does, so the target judges the tuned stack, where the CPU is the bottleneck.
+        rows.append(
+            throughput_row(
+                "stock",
+                tuned["throughput"],
+                judged=True,
+                key="3.throughput",
+                measure="3. Throughput, confirmed commands/s, HA on one core, tuned stack"
+                " (CPU-bound: tracking's cost)",
+            )
+        )
+    if stock is not None:
+        rows += history_rows(stock["history"])
+    if "startup" in raw:
+        rows += startup_rows(raw["startup"])
+    if stock is not None and "early_send" in stock["latency"]["spaced"]:
+        rows += candidate_rows(stock["latency"])
+    if tuned is not None:
+        rows += candidate_throughput_rows(tuned["throughput"])
+    others = {name: raw[name]["latency"] for name in NETWORK_TITLES if name in raw}
+    if stock is not None and others:
+        rows += network_rows(stock["latency"], others)
     return rows
 
 
@@ -238,6 +517,23 @@ def _fmt(value: float) -> str:
     if value >= 1:
         return f"{value:.2f}"
     return f"{value:.3f}"
+
+
+def markdown_tables(
+    rows: list[Row], raw: dict[str, Any] | None = None, heading: str = "###"
+) -> str:
+    """Return the rows as one markdown table per ``TABLES`` entry, each under its heading.
+
+    The network table is the compact matrix of ``network_matrix`` (from ``raw``).
+    """
+    parts = []
+    for table, title in TABLES.items():
+        chosen = [row for row in rows if row.table == table]
+        if not chosen:
+            continue
+        body = network_matrix(raw) if table == "network" and raw else markdown_table(chosen)
+        parts.append(f"{heading} {title}\n\n{body}")
+    return "\n\n".join(parts)
 
 
 def markdown_table(rows: list[Row]) -> str:
@@ -302,8 +598,8 @@ def rows_json(rows: list[Row]) -> list[dict[str, Any]]:
 
 
 def summary_line(rows: list[Row]) -> str:
-    """Return how many targets were met."""
-    judged = [row for row in rows if row.met is not None]
+    """Return how many targets of the headline (stock) table were met."""
+    judged = [row for row in rows if row.met is not None and row.table == "stock"]
     met = sum(1 for row in judged if row.met)
     missed = ", ".join(row.measure for row in judged if not row.met)
     return f"{met} of {len(judged)} targets met" + (f"; missed: {missed}" if missed else "")

@@ -24,14 +24,18 @@ from typing import Any
 from .broker import Broker, publish_retained
 from .docs import write_docs
 from .hassenv import REPO, write_config
-from .report import build_rows, machine, markdown_table, rows_json, summary_line
+from .network import NETWORKS, Network
+from .report import build_rows, machine, markdown_tables, rows_json, summary_line
 from .runtime import RuntimeSizes, runtime_devices
 from .startup import retained_messages, startup_devices
 
 RESULTS = REPO / "bench" / "results" / "latest.json"
 QUICK = RuntimeSizes(
-    rounds=20,
-    warmup=3,
+    spaced_rounds=10,
+    spaced_warmup=2,
+    bursts=2,
+    burst_size=4,
+    burst_warmup=1,
     tp_commands=64,
     tp_concurrency=8,
     tp_devices=1,
@@ -40,6 +44,13 @@ QUICK = RuntimeSizes(
     history_queries=10,
     history_devices=10,
 )
+SECTIONS = ("stock", "broker", "devices", "tuned", "startup")
+STAGE_MEASURES = {
+    "stock": "latency,candidate,throughput,history",
+    "broker": "latency",
+    "devices": "latency",
+    "tuned": "latency,throughput,cuts",
+}
 
 
 def _cpus() -> tuple[set[int] | None, set[int] | None]:
@@ -78,61 +89,87 @@ def _stage(workdir: Path, name: str, args: list[str], timeout: float) -> dict[st
 
 
 def run_runtime(
-    workdir: Path, sizes: RuntimeSizes, *, ha: set[int] | None, other: set[int] | None
+    workdir: Path,
+    sizes: RuntimeSizes,
+    network: Network,
+    *,
+    ha: set[int] | None,
+    other: set[int] | None,
+    capture: Path | None = None,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
-    """Rows 1 to 4 in one Home Assistant."""
-    config = workdir / "runtime-config"
-    with Broker(workdir / "broker-runtime", other) as broker:
+    """Rows 1 to 4 (as far as ``STAGE_MEASURES`` says) in one Home Assistant."""
+    config = workdir / f"runtime-{network.name}"
+    # The broker is pinned only where Home Assistant is (the tuned stage); the throughput row
+    # of the others pins it for its own duration.
+    cpus = other if network.pin_ha else None
+    with Broker(workdir / f"broker-{network.name}", cpus, nodelay=network.broker_nodelay) as broker:
         write_config(
             config, broker=(broker.host, broker.port), devices=runtime_devices(sizes.tp_devices)
         )
         args = [
             "runtime",
+            "--network",
+            network.name,
+            "--measure",
+            STAGE_MEASURES[network.name],
             "--config",
             str(config),
             "--log",
-            str(workdir / "devices.log"),
+            str(workdir / f"devices-{network.name}.log"),
             "--broker",
             f"{broker.host}:{broker.port}",
+            "--broker-pid",
+            str(broker.pid),
             "--sizes",
             json.dumps(asdict(sizes)),
         ]
         if ha is not None:
             args += ["--ha-cpus", *_cpu_arg(ha), "--other-cpus", *_cpu_arg(other)]
-        return _stage(workdir, "runtime", args, timeout=900)
+        if profile is not None:
+            args += ["--profile", str(profile)]
+        if capture is not None:
+            args += ["--capture", str(capture)]
+        return _stage(workdir, f"runtime-{network.name}", args, timeout=1800)
 
 
 def run_startup(
-    workdir: Path,
-    *,
-    count: int,
-    repeats: int,
-    warmup: bool,
-    ha: set[int] | None,
-    other: set[int] | None,
+    workdir: Path, *, count: int, repeats: int, warmup: bool, profile: Path | None = None
 ) -> dict[str, Any]:
-    """Row 5: boots of the hub with ``count`` devices and with none, alternating."""
+    """Row 5: boots of the hub with ``count`` devices and with none, alternating (not pinned).
+
+    With ``profile``, one more boot of the hub with devices, profiled and not counted.
+    """
     variants = {"baseline": [], "iotee": startup_devices(count)}
     brokers: list[Broker] = []
     configs: dict[str, Path] = {}
-    results: dict[str, Any] = {"devices": count, "baseline": [], "iotee": []}
+    results: dict[str, Any] = {
+        "devices": count,
+        "expected_entities": sum(device.entity_count for device in variants["iotee"]),
+        "baseline": [],
+        "iotee": [],
+    }
     try:
         for name, devices in variants.items():
-            broker = Broker(workdir / f"broker-{name}", other)
+            broker = Broker(workdir / f"broker-{name}", deep_queues=True)
             broker.start()
             brokers.append(broker)
             if devices:
                 publish_retained(broker.host, broker.port, retained_messages(devices))
             configs[name] = workdir / f"startup-{name}"
             write_config(configs[name], broker=(broker.host, broker.port), devices=devices)
-        cpu_args = [] if ha is None else ["--ha-cpus", *_cpu_arg(ha)]
         for round_no in range(-1 if warmup else 0, repeats):
             for name, config in configs.items():
                 log = workdir / "boot-devices.log"
-                args = ["boot", "--config", str(config), "--log", str(log), *cpu_args]
-                boot = _stage(workdir, f"boot-{name}-{round_no}", args, timeout=300)
+                args = ["boot", "--config", str(config), "--log", str(log)]
+                boot = _stage(workdir, f"boot-{name}-{round_no}", args, timeout=900)
                 if round_no >= 0:
                     results[name].append(boot)
+        if profile is not None:
+            log = workdir / "boot-devices.log"
+            args = ["boot", "--config", str(configs["iotee"]), "--log", str(log)]
+            args += ["--profile", str(profile)]
+            results["profiled"] = _stage(workdir, "boot-profiled", args, timeout=900)
     finally:
         for broker in brokers:
             broker.stop()
@@ -144,10 +181,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     parser.add_argument("--rows", type=int, help="stored commands for row 4 (1,000,000)")
-    parser.add_argument("--rounds", type=int, help="requests of each kind, rows 1-2 (1,000)")
+    parser.add_argument("--rounds", type=int, help="spaced requests of each kind (200)")
+    parser.add_argument("--bursts", type=int, help="bursts of 10 of each kind (40)")
     parser.add_argument("--commands", type=int, help="commands per throughput run (4,000)")
-    parser.add_argument("--devices", type=int, help="devices for row 5 (500)")
+    parser.add_argument("--devices", type=int, help="devices for row 5 (5,000)")
     parser.add_argument("--repeats", type=int, help="measured boots per variant, row 5 (3)")
+    parser.add_argument(
+        "--only",
+        help=f"comma-separated sections to run ({', '.join(SECTIONS)}); implies --no-docs",
+    )
+    parser.add_argument(
+        "--capture",
+        type=Path,
+        help="tshark captures of the broker's port during each stage's latency rows, as"
+        " FILE-stock.EXT etc. (python -m bench.pcap FILE PORT reads one)",
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="pyinstrument reports of row 3 (tuned) and row 5 into DIR"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON result ({RESULTS})")
     parser.add_argument(
         "--no-docs", action="store_true", help="do not rewrite docs/performance.md and README"
@@ -159,11 +210,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.rows is not None:
         sizes = replace(sizes, history_rows=args.rows)
     if args.rounds is not None:
-        sizes = replace(sizes, rounds=args.rounds)
+        sizes = replace(sizes, spaced_rounds=args.rounds)
+    if args.bursts is not None:
+        sizes = replace(sizes, bursts=args.bursts)
     if args.commands is not None:
         sizes = replace(sizes, tp_commands=args.commands)
-    devices = args.devices if args.devices is not None else (5 if args.quick else 500)
+    devices = args.devices if args.devices is not None else (5 if args.quick else 5000)
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
+    sections = SECTIONS if args.only is None else tuple(args.only.split(","))
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
+    partial = set(sections) != set(SECTIONS)
 
     started = time.monotonic()
     load_start = list(os.getloadavg())
@@ -179,12 +237,29 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench: work directory {workdir}", file=sys.stderr, flush=True)
     raw: dict[str, Any] = {}
     try:
-        print("bench: rows 1-4 (REST latency, round trip, throughput, history)", file=sys.stderr)
-        raw["runtime"] = run_runtime(workdir, sizes, ha=ha, other=other)
-        print(f"bench: row 5 (startup, {devices} devices)", file=sys.stderr, flush=True)
-        raw["startup"] = run_startup(
-            workdir, count=devices, repeats=repeats, warmup=not args.quick, ha=ha, other=other
-        )
+        for name in ("stock", "broker", "devices", "tuned"):
+            if name not in sections:
+                continue
+            network = NETWORKS[name]
+            print(f"bench: rows 1-4, {network.title}", file=sys.stderr, flush=True)
+            raw[name] = run_runtime(
+                workdir,
+                sizes,
+                network,
+                ha=ha,
+                other=other,
+                capture=(
+                    None
+                    if args.capture is None
+                    else args.capture.with_name(f"{args.capture.stem}-{name}{args.capture.suffix}")
+                ),
+                profile=args.profile if name == "tuned" else None,
+            )
+        if "startup" in sections:
+            print(f"bench: row 5 (startup, {devices} devices)", file=sys.stderr, flush=True)
+            raw["startup"] = run_startup(
+                workdir, count=devices, repeats=repeats, warmup=not args.quick, profile=args.profile
+            )
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -195,10 +270,12 @@ def main(argv: list[str] | None = None) -> int:
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "duration_s": round(time.monotonic() - started, 1),
         "quick": args.quick,
+        "sections": list(sections),
         "machine": info,
         "pinning": {
             "home_assistant": sorted(ha) if ha else None,
             "broker_devices_client": sorted(other) if other else None,
+            "when": "tuned stage throughout; the throughput row of the stock stage",
         },
         "load_average": {"start": load_start, "end": list(os.getloadavg())},
         "sizes": asdict(sizes) | {"startup_devices": devices, "startup_repeats": repeats},
@@ -211,10 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(text + "\n")
     print(text)
     print()
-    print(markdown_table(rows))
+    print(markdown_tables(rows, raw))
     print()
     print(result["summary"])
-    if not args.no_docs:
+    if not args.no_docs and not partial:
         for written in write_docs(result, rows):
             print(f"bench: wrote {written}", file=sys.stderr)
     return 0

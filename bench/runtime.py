@@ -2,14 +2,17 @@
 
 The stage process boots a real Home Assistant (``bench.hassenv``) with HA's MQTT integration on the
 benchmark broker and an IoTee hub, starts the simulated devices (``python -m simulator``, answering
-at once) and an HTTP client (``python -m bench.client``) as processes of their own, and measures.
+at once) and an HTTP client (``python -m bench.client``) as processes of their own, and measures:
+every latency kind spaced 50 ms apart and in bursts (``bench.client``), and the throughput of
+confirmed commands with Home Assistant on one core.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+import functools
 import itertools
 import json
 from pathlib import Path
@@ -26,10 +29,14 @@ from custom_components.iotee.const import DOMAIN
 from custom_components.iotee.engine import CommandEngine
 
 from .broker import pin
+from .candidates import fewer_device_writes, group_commit
 from .hassenv import REPO, Device
 from .stats import summary_ms
 
 LOCK_ID = "BENCHLOCK"
+EARLY_LOCK_ID = "BENCHLOCK2"
+"""A second simulated lock: its Commands API sends run the candidate path (``bench.candidates``,
+answered once stored) in the stock stage, interleaved with today's path on ``LOCK_ID``."""
 WLTE_ID = "benchwlte00"
 RELAYS = 8
 
@@ -43,6 +50,7 @@ def runtime_devices(throughput_count: int) -> list[Device]:
     """Every device of the runtime hub (all simulated)."""
     return [
         Device(LOCK_ID, "iotee_device"),
+        Device(EARLY_LOCK_ID, "iotee_device"),
         Device(WLTE_ID, "wlte_relay", RELAYS),
         *throughput_devices(throughput_count),
     ]
@@ -50,13 +58,19 @@ def runtime_devices(throughput_count: int) -> list[Device]:
 
 @dataclass(frozen=True, slots=True)
 class RuntimeSizes:
-    """How much the runtime stage does."""
+    """How much the runtime stages do."""
 
-    rounds: int = 1000
-    """Requests of each kind in rows 1 and 2 (after the warm-up)."""
-    warmup: int = 50
-    gap: float = 0.005
-    """Pause between two requests, so that each one meets a quiet Home Assistant."""
+    spaced_rounds: int = 200
+    """Requests of each kind 50 ms apart (after ``spaced_warmup``)."""
+    spaced_warmup: int = 20
+    spaced_gap: float = 0.05
+    bursts: int = 40
+    """Bursts of each kind (after ``burst_warmup``)."""
+    burst_size: int = 10
+    """Requests of one kind back to back in a burst."""
+    burst_pause: float = 0.1
+    """Quiet between two bursts (longer than a delayed ACK, 40 ms)."""
+    burst_warmup: int = 2
     tp_commands: int = 4000
     """Commands per throughput run (two runs each for the baseline and IoTee)."""
     tp_concurrency: int = 32
@@ -68,11 +82,7 @@ class RuntimeSizes:
 
 
 def mqtt_nodelay(hass: HomeAssistant) -> None:
-    """Turn Nagle's algorithm off on HA's MQTT client socket (paho leaves it on).
-
-    Otherwise a publish that follows another small packet (a PUBACK) within 40 ms waits for the
-    broker's delayed ACK, adding 40 ms to whatever is being measured, baseline or IoTee alike.
-    """
+    """Turn Nagle's algorithm off on HA's MQTT client socket (the tuned stage only)."""
     client = hass.data[DATA_MQTT].client
     sock = client._mqttc.socket()
     if not isinstance(sock, socket.socket):
@@ -101,11 +111,14 @@ async def wait_until(
 
 
 class Simulator:
-    """The simulated devices (``bench.devices``) as a process pinned off HA's core."""
+    """The simulated devices (``bench.devices``) as a process of their own."""
 
-    def __init__(self, broker: tuple[str, int], devices: list[Device], log: Path) -> None:
-        """Prepare the command line."""
-        self.args = ["--host", broker[0], "--port", str(broker[1]), "--log-level", "WARNING"]
+    def __init__(
+        self, broker: tuple[str, int], devices: list[Device], log: Path, *, nodelay: bool
+    ) -> None:
+        """Prepare the command line; ``nodelay`` turns Nagle off on the devices' sockets."""
+        self.args = ["--nodelay"] if nodelay else []
+        self.args += ["--host", broker[0], "--port", str(broker[1]), "--log-level", "WARNING"]
         for device in devices:
             spec = f"{device.device_type}:{device.hardware_id}"
             if device.relays:
@@ -115,7 +128,7 @@ class Simulator:
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self, cpus: set[int] | None) -> None:
-        """Start the devices."""
+        """Start the devices (pinned to ``cpus`` unless None)."""
         log = await asyncio.to_thread(self.log.open, "ab")
         try:
             self.proc = await asyncio.create_subprocess_exec(
@@ -124,6 +137,11 @@ class Simulator:
         finally:
             log.close()
         pin(self.proc.pid, cpus)
+
+    @property
+    def pid(self) -> int | None:
+        """Return the devices' process id once started."""
+        return None if self.proc is None else self.proc.pid
 
     async def stop(self) -> None:
         """Stop the devices (they say offline and disconnect)."""
@@ -155,60 +173,96 @@ async def run_client(job: dict[str, Any], cpus: set[int] | None) -> dict[str, An
     return result
 
 
-async def measure_latency(
-    port: int, token: str, api_key: str, sizes: RuntimeSizes, cpus: set[int] | None
-) -> dict[str, Any]:
-    """Rows 1 and 2: one request of each kind per round, one at a time, from another process."""
+def latency_kinds(token: str, api_key: str, *, candidate: bool) -> dict[str, dict[str, Any]]:
+    """The requests of the latency rows; ``candidate`` adds the early-answer path's sends."""
     bearer = {"Authorization": f"Bearer {token}"}
+    key = {"X-API-Key": api_key}
+
+    def publish(qos: int) -> dict[str, Any]:
+        # HA's own REST API: the service call publishing the very payload IoTee publishes.
+        return {
+            "method": "POST",
+            "path": "/api/services/mqtt/publish",
+            "headers": bearer,
+            "json": {"topic": f"iotee/dev/{LOCK_ID}/rls", "payload": "0", "qos": qos},
+            "expect": 200,
+        }
+
+    def send(lock: str, headers: dict[str, str], status: str | None = None) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "method": "POST",
+            "path": f"/api/iotee/devices/{lock}/commands",
+            "headers": headers,
+            "json": {"command": "unlock"},
+            "expect": 201,
+        }
+        if status is not None:
+            spec |= {"expect_status": status, "status_at": ["status"]}
+        return spec
+
+    kinds = {
+        "mqtt_publish_qos0": publish(0),
+        "mqtt_publish_qos1": publish(1),
+        "iotee_send": send(LOCK_ID, bearer),
+        "iotee_send_api_key": send(LOCK_ID, key),
+    }
+    if candidate:
+        kinds["early_send"] = send(EARLY_LOCK_ID, bearer, "pending")
+        kinds["early_send_api_key"] = send(EARLY_LOCK_ID, key, "pending")
+    # The WLTE relay API waiting for the device's confirmation, each request on the next relay.
+    kinds["wlte_confirmed"] = {
+        "method": "POST",
+        "path": f"/api/iotee/wlte/v1/devices/{WLTE_ID}/relays/{{relay}}/commands",
+        "relays": RELAYS,
+        "headers": bearer,
+        "idempotency": True,
+        "json": {"action": "ON"},
+        "expect": 202,
+        "expect_status": "SUCCESS",
+        "status_at": ["data", "status"],
+    }
+    return kinds
+
+
+async def measure_latency(
+    port: int,
+    token: str,
+    api_key: str,
+    sizes: RuntimeSizes,
+    cpus: set[int] | None,
+    *,
+    candidate: bool,
+) -> dict[str, Any]:
+    """Rows 1 and 2: the kinds spaced 50 ms apart and in bursts, from another process."""
+    kinds = latency_kinds(token, api_key, candidate=candidate)
     job = {
         "base": f"http://127.0.0.1:{port}",
-        "rounds": sizes.rounds,
-        "warmup": sizes.warmup,
-        "gap": sizes.gap,
-        "kinds": {
-            # HA's own REST API: the service call publishing the very payload IoTee publishes.
-            "mqtt_publish": {
-                "method": "POST",
-                "path": "/api/services/mqtt/publish",
-                "headers": bearer,
-                "json": {"topic": f"iotee/dev/{LOCK_ID}/rls", "payload": "0", "qos": 1},
-                "expect": 200,
+        "kinds": kinds,
+        "patterns": {
+            "spaced": {
+                "rounds": sizes.spaced_rounds,
+                "warmup": sizes.spaced_warmup,
+                "gap": sizes.spaced_gap,
             },
-            # The Commands API with the same credential (an HA access token)...
-            "iotee_send": {
-                "method": "POST",
-                "path": f"/api/iotee/devices/{LOCK_ID}/commands",
-                "headers": bearer,
-                "json": {"command": "unlock"},
-                "expect": 201,
-            },
-            # ... and with an IoTee API key.
-            "iotee_send_api_key": {
-                "method": "POST",
-                "path": f"/api/iotee/devices/{LOCK_ID}/commands",
-                "headers": {"X-API-Key": api_key},
-                "json": {"command": "unlock"},
-                "expect": 201,
-            },
-            # The WLTE relay API waiting for the device's confirmation.
-            "wlte_confirmed": {
-                "method": "POST",
-                "path": f"/api/iotee/wlte/v1/devices/{WLTE_ID}/relays/{{relay}}/commands",
-                "relays": RELAYS,
-                "headers": bearer,
-                "idempotency": True,
-                "json": {"action": "ON"},
-                "expect": 202,
-                "expect_data_status": "SUCCESS",
+            "burst": {
+                "bursts": sizes.bursts,
+                "size": sizes.burst_size,
+                "pause": sizes.burst_pause,
+                "warmup": sizes.burst_warmup,
             },
         },
     }
     result = await run_client(job, cpus)
     out: dict[str, Any] = {}
-    for name, samples in result["latencies"].items():
-        out[name] = summary_ms(samples) | {
-            "errors": len(result["errors"][name]),
-            "first_errors": result["errors"][name][:3],
+    for pattern, measured in result.items():
+        out[pattern] = {
+            name: summary_ms(samples)
+            | {
+                "errors": len(measured["errors"][name]),
+                "first_errors": measured["errors"][name][:3],
+                "over_10ms": sum(1 for sample in samples if sample > 0.010),
+            }
+            for name, samples in measured["latencies"].items()
         }
     return out
 
@@ -262,7 +316,13 @@ async def _closed_loop(
 
 
 async def measure_throughput(
-    hass: HomeAssistant, context: Context, sizes: RuntimeSizes, waiter: ResultWaiter
+    hass: HomeAssistant,
+    context: Context,
+    sizes: RuntimeSizes,
+    waiter: ResultWaiter,
+    *,
+    profile: Path | None = None,
+    candidates: dict[str, Callable[[], list[Callable[[], None]]]] | None = None,
 ) -> dict[str, Any]:
     """Row 3: confirmed commands per second, ``tp_concurrency`` in flight, one relay each.
 
@@ -279,7 +339,8 @@ async def measure_throughput(
     workers = min(sizes.tp_concurrency, len(targets))
     per_worker = max(1, sizes.tp_commands // workers)
     serial = itertools.count()
-    statuses: dict[str, int] = {}
+    statuses: dict[str, dict[str, int]] = {}
+    side_now = ["warm-up"]
 
     async def bare(worker: int, _i: int) -> None:
         hardware_id, relay = targets[worker]
@@ -311,7 +372,8 @@ async def measure_throughput(
         )
         assert response is not None
         status = str(response["status"])
-        statuses[status] = statuses.get(status, 0) + 1
+        counts = statuses.setdefault(side_now[0], {})
+        counts[status] = counts.get(status, 0) + 1
 
     async def tracked_drained() -> tuple[float, float]:
         cpu = time.process_time()
@@ -322,14 +384,28 @@ async def measure_throughput(
         await engine.store.get("bench-drain")
         return time.perf_counter() - started, time.process_time() - cpu
 
-    runs: dict[str, list[tuple[float, float]]] = {"baseline": [], "iotee": []}
-    # Warm-up, then baseline and IoTee alternately, twice.
+    async def with_patches(install: Callable[[], list[Callable[[], None]]]) -> tuple[float, float]:
+        restores = install()
+        try:
+            return await tracked_drained()
+        finally:
+            for restore in restores:
+                restore()
+
+    sides: dict[str, Callable[[], Awaitable[tuple[float, float]]]] = {
+        "baseline": lambda: _closed_loop(workers, per_worker, bare),
+        "iotee": tracked_drained,
+    }
+    for name, install in (candidates or {}).items():
+        sides[name] = functools.partial(with_patches, install)
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
+    # Warm-up, then every side in turn, twice.
     await _closed_loop(workers, max(1, per_worker // 10), bare)
     await tracked_drained()
-    statuses.clear()
     for _ in range(2):
-        runs["baseline"].append(await _closed_loop(workers, per_worker, bare))
-        runs["iotee"].append(await tracked_drained())
+        for name, side in sides.items():
+            side_now[0] = name
+            runs[name].append(await side())
     commands = workers * per_worker * 2
     out: dict[str, Any] = {"concurrency": workers, "commands_per_run": workers * per_worker}
     for name, measured in runs.items():
@@ -340,8 +416,44 @@ async def measure_throughput(
             "runs_per_s": [workers * per_worker / run[0] for run in measured],
             "ha_cpu_share": cpu / wall,
         }
-    out["iotee"]["statuses"] = statuses
+    for name, counts in statuses.items():
+        if name in out:  # not the warm-up
+            out[name]["statuses"] = counts
+    if profile is not None:
+        side_now[0] = "profiled"
+        out["profile"] = await profile_throughput(
+            profile,
+            {
+                "baseline": lambda: _closed_loop(workers, per_worker, bare),
+                "iotee": tracked_drained,
+            },
+        )
     return out
+
+
+async def profile_throughput(
+    out_dir: Path, runs: dict[str, Callable[[], Awaitable[Any]]]
+) -> dict[str, Any]:
+    """Run each of ``runs`` once more under pyinstrument (event-loop thread); write the reports.
+
+    Returns the wall time of each profiled run (inflated by the profiler, not a measurement).
+    """
+    from pyinstrument import Profiler
+
+    await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
+    timings: dict[str, Any] = {}
+    for name, run in runs.items():
+        profiler = Profiler(interval=0.0005, async_mode="disabled")
+        started = time.perf_counter()
+        profiler.start()
+        try:
+            await run()
+        finally:
+            profiler.stop()
+        timings[name] = time.perf_counter() - started
+        text = profiler.output_text(unicode=False, color=False, show_all=False)
+        await asyncio.to_thread((out_dir / f"throughput-{name}.txt").write_text, text)
+    return timings
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,19 +465,42 @@ class RuntimeContext:
     token: str
     context: Context
     api_key: str
-    other_cpus: set[int] | None
+    client_cpus: set[int] | None
+    """Where the HTTP client runs (None: anywhere)."""
 
 
-async def run_rows_1_to_3(ctx: RuntimeContext, sizes: RuntimeSizes) -> dict[str, Any]:
-    """Measure rows 1 to 3 and return their raw results."""
+async def run_latency(ctx: RuntimeContext, sizes: RuntimeSizes, *, candidate: bool) -> Any:
+    """Rows 1 and 2."""
+    return await measure_latency(
+        ctx.http_port, ctx.token, ctx.api_key, sizes, ctx.client_cpus, candidate=candidate
+    )
+
+
+async def run_throughput(
+    ctx: RuntimeContext,
+    sizes: RuntimeSizes,
+    profile: Path | None = None,
+    *,
+    candidates: bool = False,
+) -> dict[str, Any]:
+    """Row 3; with ``profile``, one more run of each side under pyinstrument afterwards.
+
+    ``candidates``: also runs with the per-command cuts of ``bench.candidates``.
+    """
     hass = ctx.hass
     waiter = ResultWaiter(hass)
+    store = engine_of(hass).store
+    patches: dict[str, Callable[[], list[Callable[[], None]]]] = {}
+    if candidates:
+        patches = {
+            "group_commit": lambda: [group_commit(store)],
+            "fewer_device_writes": lambda: [fewer_device_writes()],
+            "both": lambda: [group_commit(store), fewer_device_writes()],
+        }
     unsubscribe = await mqtt.async_subscribe(hass, "wlte/+/relay/+/result", waiter.on_message, 1)
     try:
-        latency = await measure_latency(
-            ctx.http_port, ctx.token, ctx.api_key, sizes, ctx.other_cpus
+        return await measure_throughput(
+            hass, ctx.context, sizes, waiter, profile=profile, candidates=patches
         )
-        throughput = await measure_throughput(hass, ctx.context, sizes, waiter)
     finally:
         unsubscribe()
-    return {"sizes": asdict(sizes), "latency": latency, "throughput": throughput}

@@ -1,15 +1,21 @@
 """One Home Assistant process of the benchmark (``python -m bench.stage runtime|boot ...``).
 
-``runtime`` boots the prepared config directory and measures rows 1 to 4 in it; ``boot`` boots
-one and measures its startup (row 5). Each runs in a fresh process and writes its raw results as
-JSON to ``--out``. The process (Home Assistant with all its threads) is pinned to ``--ha-cpus``
-(one core); the devices and the HTTP client it starts are pinned to ``--other-cpus``.
+``runtime`` boots the prepared config directory and measures rows 1 to 4 in it under one of the
+network settings of ``bench.network``; ``boot`` boots one and measures its startup (row 5). Each
+runs in a fresh process and writes its raw results as JSON to ``--out``. Only the ``tuned``
+runtime stage pins the process (Home Assistant with all its threads) to ``--ha-cpus`` and the
+devices and HTTP client it starts to ``--other-cpus``; the others leave the scheduler alone,
+except for the throughput row, which runs Home Assistant on one core (``_one_core``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import asdict
+import importlib
 import json
 import logging
 import os
@@ -25,19 +31,25 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_get_setup_timings
 
 from custom_components.iotee.const import DOMAIN
+from custom_components.iotee.engine import CommandEngine
 
 from .broker import free_port, pin
+from .candidates import answer_once_stored
+from .capture import capture
 from .hassenv import async_admin, async_boot, create_loop, write_yaml
 from .history import measure_history
-from .probe import LoopProbe
+from .network import NETWORKS, Network, pin_threads
+from .probe import LoopProbe, SlowCallbacks
 from .runtime import (
+    EARLY_LOCK_ID,
     WLTE_ID,
     RuntimeContext,
     RuntimeSizes,
     Simulator,
     engine_of,
     mqtt_nodelay,
-    run_rows_1_to_3,
+    run_latency,
+    run_throughput,
     runtime_devices,
     wait_until,
 )
@@ -48,17 +60,27 @@ def _cpus(text: str | None) -> set[int] | None:
 
 
 async def runtime_stage(args: argparse.Namespace, http_port: int) -> dict[str, Any]:
-    """Rows 1 to 4 in one Home Assistant."""
+    """Rows 1 to 4 in one Home Assistant, under the network settings ``--network``."""
     sizes = RuntimeSizes(**json.loads(args.sizes))
+    network = NETWORKS[args.network]
+    measure = set(args.measure.split(","))
     host, port = args.broker.split(":")
-    other = _cpus(args.other_cpus)
+    ha, other = _cpus(args.ha_cpus), _cpus(args.other_cpus)
+    pinned = other if network.pin_ha else None
     booted = await async_boot(args.config)
     hass = booted.hass
-    simulator = Simulator((host, int(port)), runtime_devices(sizes.tp_devices), args.log)
+    simulator = Simulator(
+        (host, int(port)),
+        runtime_devices(sizes.tp_devices),
+        args.log,
+        nodelay=network.devices_nodelay,
+    )
+    result: dict[str, Any] = {"network": asdict(network), "measured": sorted(measure)}
     try:
         await wait_until(lambda: bool(hass.config_entries.async_loaded_entries(DOMAIN)), 60, "hub")
         engine = engine_of(hass)
-        mqtt_nodelay(hass)
+        if network.ha_nodelay:
+            mqtt_nodelay(hass)
         token, context = await async_admin(hass)
         created = await hass.services.async_call(
             DOMAIN,
@@ -69,33 +91,81 @@ async def runtime_stage(args: argparse.Namespace, http_port: int) -> dict[str, A
             return_response=True,
         )
         assert created is not None
-        await simulator.start(other)
-        await wait_until(
-            lambda: all(state.online for state in engine.states.values()), 60, "devices online"
-        )
-        await asyncio.sleep(1.0)  # let the retained states settle
-        result = await run_rows_1_to_3(
-            RuntimeContext(hass, http_port, token, context, str(created["api_key"]), other),
-            sizes,
-        )
-        probe = LoopProbe(hass.loop)
-        probe.start()
-        try:
-            result["history"] = await measure_history(
-                engine,
-                probe=probe,
-                device=WLTE_ID,
-                rows=sizes.history_rows,
-                small=sizes.history_small,
-                queries=sizes.history_queries,
-                devices=sizes.history_devices,
+        ctx = RuntimeContext(hass, http_port, token, context, str(created["api_key"]), pinned)
+        # The capture starts before the devices connect: their CONNECTs name them.
+        async with capture(args.capture, int(port)):
+            await simulator.start(pinned)
+            await wait_until(
+                lambda: all(state.online for state in engine.states.values()),
+                60,
+                "devices online",
             )
-        finally:
-            probe.stop()
+            await asyncio.sleep(1.0)  # let the retained states settle
+            if "latency" in measure:
+                candidate = "candidate" in measure
+                restore = answer_once_stored(engine, {EARLY_LOCK_ID}) if candidate else None
+                try:
+                    result["latency"] = await run_latency(ctx, sizes, candidate=candidate)
+                finally:
+                    if restore is not None:
+                        restore()
+        if "throughput" in measure:
+            async with _one_core(hass, network, ha, other, [args.broker_pid, simulator.pid]):
+                result["throughput"] = await run_throughput(
+                    ctx, sizes, args.profile, candidates="cuts" in measure
+                )
+        if "history" in measure:
+            result["history"] = await _history(engine, sizes)
     finally:
         await simulator.stop()
         await hass.async_stop()
     return result
+
+
+@asynccontextmanager
+async def _one_core(
+    hass: HomeAssistant,
+    network: Network,
+    ha: set[int] | None,
+    other: set[int] | None,
+    pids: list[int | None],
+) -> AsyncIterator[None]:
+    """Home Assistant on one core, the broker and the devices on the others, for the block.
+
+    A stage pinned throughout (``tuned``) is left as it is.
+    """
+    if network.pin_ha or ha is None or other is None:
+        yield
+        return
+    every = ha | other
+    await hass.async_add_executor_job(pin_threads, ha)
+    for pid in pids:
+        if pid is not None:
+            pin(pid, other)
+    try:
+        yield
+    finally:
+        await hass.async_add_executor_job(pin_threads, every)
+        for pid in pids:
+            if pid is not None:
+                pin(pid, every)
+
+
+async def _history(engine: CommandEngine, sizes: RuntimeSizes) -> dict[str, Any]:
+    probe = LoopProbe(engine.hass.loop)
+    probe.start()
+    try:
+        return await measure_history(
+            engine,
+            probe=probe,
+            device=WLTE_ID,
+            rows=sizes.history_rows,
+            small=sizes.history_small,
+            queries=sizes.history_queries,
+            devices=sizes.history_devices,
+        )
+    finally:
+        probe.stop()
 
 
 def _iotee_entities(hass: HomeAssistant) -> tuple[int, int]:
@@ -113,40 +183,83 @@ def _iotee_entities(hass: HomeAssistant) -> tuple[int, int]:
     return len(entity_ids), available
 
 
+@contextmanager
+def _on_hub_setup(hook: Callable[[], None]) -> Iterator[None]:
+    """Call ``hook`` when Home Assistant starts setting up the IoTee hub (its config entry)."""
+    module = importlib.import_module(f"custom_components.{DOMAIN}")
+    original = module.async_setup_entry
+
+    async def setup_entry(hass: HomeAssistant, entry: Any) -> bool:
+        hook()
+        result: bool = await original(hass, entry)
+        return result
+
+    module.async_setup_entry = setup_entry
+    try:
+        yield
+    finally:
+        module.async_setup_entry = original
+
+
 async def boot_stage(args: argparse.Namespace) -> dict[str, Any]:
-    """Row 5: boot, wait until IoTee and its devices are up, report the timings."""
+    """Row 5: boot, wait until IoTee and its devices are up, report the timings.
+
+    The loop probe and the slowest callbacks are read twice: over the whole boot, and from the
+    moment HA starts setting up the hub until every device's state is in (``until_online``).
+    With ``--profile`` that second span is also profiled (pyinstrument, event-loop thread).
+    """
     probe = LoopProbe(asyncio.get_running_loop())
+    slow = SlowCallbacks(keep=15)
+    profiler = _profiler(args.profile)
+    hub: dict[str, Any] = {}
+
+    def hub_setup_starts() -> None:
+        hub["boot_stall_ms"] = probe.max_late * 1000
+        hub["boot_slowest"] = slow.as_json()
+        hub["at"] = time.monotonic()
+        probe.max_late = 0.0
+        slow.reset()
+        if profiler is not None:
+            profiler.start()
+
     probe.start()
+    slow.start()
     stalls: dict[str, float] = {}
     started = time.monotonic()
-    with probe.window(stalls, "boot"):
+    with _on_hub_setup(hub_setup_starts):
         booted = await async_boot(args.config)
     hass = booted.hass
     try:
-        with probe.window(stalls, "until_online"):
-            entries = hass.config_entries.async_entries(DOMAIN)
-            await wait_until(
-                lambda: all(entry.state is ConfigEntryState.LOADED for entry in entries),
-                60,
-                "hub loaded",
-            )
-            engine = engine_of(hass)
-            client = hass.data[DATA_MQTT].client
-            await wait_until(
-                lambda: (
-                    client.connected
-                    and all(
-                        client.is_active_subscription(topic_filter)
-                        and not client.is_pending_subscription(topic_filter)
-                        for topic_filter in engine.subscription_filters
-                    )
-                    and all(state.online for state in engine.states.values())
-                ),
-                60,
-                "subscriptions acknowledged and devices online",
-                interval=0.005,
-            )
+        entries = hass.config_entries.async_entries(DOMAIN)
+        await wait_until(
+            lambda: all(entry.state is ConfigEntryState.LOADED for entry in entries),
+            60,
+            "hub loaded",
+        )
+        engine = engine_of(hass)
+        client = hass.data[DATA_MQTT].client
+        await wait_until(
+            lambda: (
+                client.connected
+                and all(
+                    client.is_active_subscription(topic_filter)
+                    and not client.is_pending_subscription(topic_filter)
+                    for topic_filter in engine.subscription_filters
+                )
+                and all(state.online for state in engine.states.values())
+            ),
+            300,
+            "subscriptions acknowledged and devices online",
+            interval=0.005,
+        )
         online_s = time.monotonic() - started
+        stalls["until_online"] = max(probe.max_late, time.monotonic() - probe.due) * 1000
+        stalls["before_hub"] = hub.get("boot_stall_ms", 0.0)
+        slowest = slow.as_json()
+        slow.stop()
+        if profiler is not None:
+            profiler.stop()
+            _write_profile(profiler, args.profile, "startup")
         entities, available = _iotee_entities(hass)
         timings = async_get_setup_timings(hass)
         result = {
@@ -157,14 +270,33 @@ async def boot_stage(args: argparse.Namespace) -> dict[str, Any]:
             "start_s": booted.start_s,
             "boot_s": booted.setup_s + booted.start_s,
             "online_s": online_s,
+            "hub_setup_at_s": hub.get("at", started) - started,
             "iotee_setup_s": timings.get(DOMAIN, 0.0),
             "mqtt_setup_s": timings.get("mqtt", 0.0),
             "stall_ms": stalls,
+            "slowest": slowest,
+            "slowest_before_hub": hub.get("boot_slowest", []),
         }
     finally:
+        slow.stop()
         probe.stop()
         await hass.async_stop()
     return result
+
+
+def _profiler(out_dir: Path | None) -> Any:
+    if out_dir is None:
+        return None
+    from pyinstrument import Profiler
+
+    return Profiler(interval=0.0005, async_mode="disabled")
+
+
+def _write_profile(profiler: Any, out_dir: Path, name: str) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}.txt").write_text(
+        profiler.output_text(unicode=False, color=False, show_all=False)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,11 +307,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--log", type=Path, required=True, help="log of the simulated devices")
     parser.add_argument("--broker", help="HOST:PORT (runtime)")
+    parser.add_argument("--broker-pid", type=int, help="the broker's process (runtime)")
     parser.add_argument("--sizes", default="{}", help="RuntimeSizes as JSON (runtime)")
-    parser.add_argument("--ha-cpus", help="CPUs of this process (Home Assistant), e.g. 0")
-    parser.add_argument("--other-cpus", help="CPUs of the devices and the HTTP client, e.g. 1")
+    parser.add_argument("--network", choices=sorted(NETWORKS), default="stock", help="(runtime)")
+    parser.add_argument(
+        "--measure",
+        default="latency,throughput,history",
+        help="comma-separated: latency, candidate (early answer), throughput, cuts (candidate"
+        " throughput cuts), history (runtime)",
+    )
+    parser.add_argument("--profile", type=Path, help="profile the throughput row into this dir")
+    parser.add_argument("--capture", type=Path, help="tshark capture of the latency rows")
+    parser.add_argument("--ha-cpus", help="Home Assistant's CPU, e.g. 0 (pinned when tuned)")
+    parser.add_argument("--other-cpus", help="CPUs of the broker, devices and client, e.g. 1")
+    parser.add_argument("--pin", action="store_true", help="pin this process to --ha-cpus now")
     args = parser.parse_args(argv)
-    pin(0, _cpus(args.ha_cpus))
+    if args.pin or (args.stage == "runtime" and NETWORKS[args.network].pin_ha):
+        pin(0, _cpus(args.ha_cpus))
     http_port = free_port()
     write_yaml(args.config, http_port)
     loop = create_loop()

@@ -1,0 +1,57 @@
+"""The network settings a runtime stage runs under: stock, broker tuned, everything tuned.
+
+``stock`` is what users run: mosquitto's default configuration, paho's sockets as HA and the
+devices open them (Nagle's algorithm on), Home Assistant free to use every CPU. ``broker`` changes
+one thing, the setting README's install section recommends (``set_tcp_nodelay true``);
+``devices`` adds devices that turn Nagle off themselves. ``tuned`` is the benchmark's earlier
+world: Nagle off on the broker, on HA's MQTT client socket and on the simulated devices, and Home
+Assistant pinned to one core for the whole stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import os
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """Which socket options and CPU pinning a runtime stage uses."""
+
+    name: str
+    title: str
+    broker_nodelay: bool = False
+    ha_nodelay: bool = False
+    devices_nodelay: bool = False
+    pin_ha: bool = False
+    """Home Assistant on one core for the whole stage (otherwise only for the throughput row)."""
+
+
+STOCK = Network("stock", "stock mosquitto, no socket option touched, HA not pinned")
+BROKER = Network(
+    "broker", "mosquitto `set_tcp_nodelay true`, nothing else touched", broker_nodelay=True
+)
+DEVICES = Network(
+    "devices",
+    "mosquitto `set_tcp_nodelay true` and devices with Nagle off; HA untouched, not pinned",
+    broker_nodelay=True,
+    devices_nodelay=True,
+)
+TUNED = Network(
+    "tuned",
+    "TCP_NODELAY on broker, HA's MQTT socket and devices; HA pinned to one core",
+    broker_nodelay=True,
+    ha_nodelay=True,
+    devices_nodelay=True,
+    pin_ha=True,
+)
+NETWORKS = {network.name: network for network in (STOCK, BROKER, DEVICES, TUNED)}
+
+
+def pin_threads(cpus: set[int]) -> None:
+    """Restrict every thread of this process to ``cpus`` (threads started later inherit it)."""
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except OSError:  # the thread ended meanwhile
+            continue
