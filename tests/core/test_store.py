@@ -83,9 +83,9 @@ def ids(records: list[CommandRecord]) -> list[str]:
 
 
 def test_open_creates_schema_and_wal(store: CommandStore, db_path: Path) -> None:
-    assert SCHEMA_VERSION == 1
-    assert store.schema_version == 1
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert SCHEMA_VERSION == 2
+    assert store.schema_version == 2
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 2
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {
         row[0] for row in store.db.execute("SELECT name FROM sqlite_master WHERE type='table'")
@@ -359,7 +359,7 @@ def test_reopen_keeps_data(db_path: Path) -> None:
     try:
         assert second.get("keep") == record
         assert second.idempotency_get("scope") == IdempotencyEntry("scope", "hash", "keep", T0)
-        assert second.schema_version == 1
+        assert second.schema_version == SCHEMA_VERSION
     finally:
         second.close()
 
@@ -406,7 +406,7 @@ def test_failed_migration_leaves_nothing_behind(
     store = CommandStore(db_path)
     store.open()  # the migration is retried from scratch, not stuck half-done
     try:
-        assert store.schema_version == 1
+        assert store.schema_version == SCHEMA_VERSION
         store.insert(make_record("ok"))
         assert store.count() == 1
     finally:

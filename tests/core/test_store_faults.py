@@ -181,7 +181,7 @@ def test_garbage_file_is_moved_aside_and_a_fresh_store_started(db_path: Path) ->
         # The fresh store works.
         store.insert(make_record("fresh"))
         assert ids(store.list_commands()) == ["fresh"]
-        assert store.schema_version == 1
+        assert store.schema_version == store_module.SCHEMA_VERSION
     finally:
         store.close()
     # A clean reopen finds nothing to move.
