@@ -41,6 +41,7 @@ from .core.store import AsyncCommandStore, CommandStore, StoreError
 from .engine import CommandEngine, DiscoveryListener, EngineSettings
 from .runtime import IoteeConfigEntry, IoteeRuntime
 from .services import async_setup_services
+from .ui import async_setup_ui
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the integration's services and REST API."""
     async_setup_services(hass)
     await async_register_api(hass)
+    await async_setup_ui(hass)
     return True
 
 

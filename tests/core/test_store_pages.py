@@ -192,7 +192,9 @@ def test_schema_1_store_is_migrated_keeping_its_records(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     for statement in store_module._MIGRATIONS[1]:
         db.execute(statement)
-    db.execute(store_module._INSERT, store_module.record_row(finished("kept", CommandStatus.FAILED)))
+    db.execute(
+        store_module._INSERT, store_module.record_row(finished("kept", CommandStatus.FAILED))
+    )
     db.execute("PRAGMA user_version=1")
     db.commit()
     db.close()

@@ -585,9 +585,7 @@ class CommandStore:
             )
         return [self._current(_row_to_record(row)) for row in rows]
 
-    def list_page(
-        self, query: CommandQuery, before: Cursor | None = None, limit: int = 50
-    ) -> Page:
+    def list_page(self, query: CommandQuery, before: Cursor | None = None, limit: int = 50) -> Page:
         """Return one page of the records ``query`` matches, newest first, below ``before``."""
         where, args = query.where()
         if before is not None:
