@@ -76,7 +76,8 @@ async def test_activity_page_shows_one_line_per_outcome(
     assert unlocked["entity_id"] == "lock.front_door"
     assert unlocked["context_user_id"] == hass_admin_user.id
     assert timed_out["name"] == "Garden pump"
-    assert timed_out["message"] == "relay 2 ON timed out — not confirmed within 1 s"
+    # The entity's name ("Relay 2") is shown beside the line: the message does not repeat it.
+    assert timed_out["message"] == "ON timed out — not confirmed within 1 s"
     assert timed_out["icon"] == "mdi:timer-alert-outline"
     assert timed_out["entity_id"] == "switch.garden_pump_relay_2"
     assert "context_user_id" not in timed_out

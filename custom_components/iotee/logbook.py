@@ -65,7 +65,9 @@ def describe_outcome(hass: HomeAssistant, data: dict[str, Any]) -> dict[str, str
     command = str(data.get("command", ""))
     relay = data.get("relay")
     status = data.get("status")
-    where = "" if relay is None else f"relay {relay} "
+    # With the target's entity the Activity page shows its name ("Relay 2") and the device's;
+    # without one the line names the relay itself.
+    where = "" if relay is None or data.get("entity_id") else f"relay {relay} "
     if status == "completed":
         done = (_DONE_RELAY_LOCK if data.get("relay_lock") else {}).get(command)
         done = done or _DONE.get(command, f"{command} done")

@@ -31,8 +31,8 @@ class IoteeCommandsCard extends HTMLElement {
   }
 
   static getStubConfig(hass) {
-    const entity = Object.values(hass?.entities || {}).find((e) => e.platform === "iotee");
-    return entity ? { entity: entity.entity_id, limit: DEFAULT_LIMIT } : { limit: DEFAULT_LIMIT };
+    const entity = Object.values(hass?.entities || {}).find((e) => e.platform === "iotee" && e.device_id);
+    return entity ? { device: entity.device_id, limit: DEFAULT_LIMIT } : { limit: DEFAULT_LIMIT };
   }
 
   constructor() {

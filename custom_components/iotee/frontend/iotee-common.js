@@ -43,11 +43,11 @@ function language(hass) {
 }
 
 /** A timestamp as date and time with seconds, in the user's language and time zone. */
-export function formatDateTime(hass, iso) {
+export function formatDateTime(hass, iso, withYear = true) {
   if (!iso) return "";
   return new Date(iso).toLocaleString(language(hass), {
     timeZone: zone(hass),
-    year: "numeric",
+    year: withYear ? "numeric" : undefined,
     month: "short",
     day: "numeric",
     hour: "2-digit",

@@ -39,15 +39,16 @@ const STYLE = `
     border-radius: var(--ha-card-border-radius, 12px); overflow: auto;
     border: 1px solid var(--ha-card-border-color, var(--divider-color, #e0e0e0)); }
   table { width: 100%; border-collapse: collapse; font-size: 14px; }
-  th { text-align: left; font-weight: 500; color: var(--secondary-text-color); padding: 10px 12px;
+  th { text-align: left; font-weight: 500; color: var(--secondary-text-color); padding: 10px;
     border-bottom: 1px solid var(--divider-color); white-space: nowrap; }
-  td { padding: 8px 12px; border-bottom: 1px solid var(--divider-color); vertical-align: middle; }
+  td { padding: 6px 10px; border-bottom: 1px solid var(--divider-color); vertical-align: middle; }
+  td button { padding: 3px 12px; font-size: 13px; }
   tbody tr { cursor: pointer; }
   tbody tr:hover { background: var(--secondary-background-color, rgba(127,127,127,0.08)); }
   tr.fresh { animation: fresh 2s ease-out; }
   @keyframes fresh { from { background: rgba(3, 155, 229, 0.25); } to { background: transparent; } }
-  td.error { color: var(--error-color); max-width: 320px; }
-  td.when { white-space: nowrap; }
+  td { white-space: nowrap; }
+  td.error { color: var(--error-color); white-space: normal; min-width: 180px; }
   .empty, .more { padding: 24px; text-align: center; color: var(--secondary-text-color); }
   .more { padding: 12px; }
   dialog { border: none; border-radius: 16px; padding: 0; max-width: min(760px, 94vw); width: 100%;
@@ -388,7 +389,7 @@ class IoteePanel extends HTMLElement {
     const hass = this._hass;
     body.innerHTML = this._rows.map((row) => `
       <tr data-id="${esc(row.command_id)}" class="${this._fresh.has(row.command_id) ? "fresh" : ""}">
-        <td class="when">${esc(formatDateTime(hass, row.created_at))}</td>
+        <td class="when">${esc(formatDateTime(hass, row.created_at, false))}</td>
         <td>${esc(row.device_name || row.hardware_id)}</td>
         <td>${esc(targetLabel(row))}</td>
         <td>${esc(row.command)}${row.retry_of ? ' <span class="secondary">(retry)</span>' : ""}</td>
@@ -545,7 +546,7 @@ class IoteePanel extends HTMLElement {
         <button class="danger" data-action="delete" data-id="${esc(command.command_id)}">Delete</button>
         <span class="spacer"></span>
         ${RETRYABLE.has(command.status) ? `<button class="primary" data-action="detail-retry" data-id="${esc(command.command_id)}">Retry</button>` : ""}
-        <button data-action="close">Close</button>
+        <button data-action="close" autofocus>Close</button>
       </div>`;
   }
 
@@ -561,7 +562,7 @@ class IoteePanel extends HTMLElement {
           Open commands are kept.</p>
       </div>
       <div class="dialog-actions">
-        <button data-action="close">Cancel</button>
+        <button data-action="close" autofocus>Cancel</button>
         <button class="danger primary" data-action="purge-confirm">Purge</button>
       </div>`);
   }
