@@ -48,7 +48,8 @@ const STYLE = `
   tr.fresh { animation: fresh 2s ease-out; }
   @keyframes fresh { from { background: rgba(3, 155, 229, 0.25); } to { background: transparent; } }
   td { white-space: nowrap; }
-  td.error { color: var(--error-color); white-space: normal; min-width: 180px; }
+  td.error { color: var(--error-color); white-space: normal; min-width: 160px; }
+  td.user { white-space: normal; }
   .empty, .more { padding: 24px; text-align: center; color: var(--secondary-text-color); }
   .more { padding: 12px; }
   dialog { border: none; border-radius: 16px; padding: 0; max-width: min(760px, 94vw); width: 100%;
@@ -308,7 +309,7 @@ class IoteePanel extends HTMLElement {
         <div class="filters"></div>
         <div class="card"><table>
           <thead><tr>
-            <th>When</th><th>Device</th><th>Target</th><th>Command</th><th>Status</th>
+            <th>When</th><th>Device · target</th><th>Command</th><th>Status</th>
             <th>Took</th><th>Source</th><th>User</th><th>Error</th><th></th>
           </tr></thead>
           <tbody></tbody>
@@ -390,13 +391,12 @@ class IoteePanel extends HTMLElement {
     body.innerHTML = this._rows.map((row) => `
       <tr data-id="${esc(row.command_id)}" class="${this._fresh.has(row.command_id) ? "fresh" : ""}">
         <td class="when">${esc(formatDateTime(hass, row.created_at, false))}</td>
-        <td>${esc(row.device_name || row.hardware_id)}</td>
-        <td>${esc(targetLabel(row))}</td>
+        <td>${esc(row.device_name || row.hardware_id)} <span class="secondary">· ${esc(targetLabel(row))}</span></td>
         <td>${esc(row.command)}${row.retry_of ? ' <span class="secondary">(retry)</span>' : ""}</td>
         <td>${statusChip(row.status)}</td>
         <td>${esc(formatDuration(tookMs(row)))}</td>
         <td>${esc(SOURCE_LABELS[row.source] || row.source)}</td>
-        <td>${esc(this._userLabel(row))}</td>
+        <td class="user">${esc(this._userLabel(row))}</td>
         <td class="error">${esc(row.error || "")}</td>
         <td>${RETRYABLE.has(row.status) ? `<button data-action="retry" data-id="${esc(row.command_id)}">Retry</button>` : ""}</td>
       </tr>`).join("");
