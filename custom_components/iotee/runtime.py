@@ -8,7 +8,6 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 
 from .const import DOMAIN
-
 from .core.device_config import DeviceConfig
 from .core.store import AsyncCommandStore
 from .engine import CommandEngine
