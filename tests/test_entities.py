@@ -109,7 +109,7 @@ async def test_lock_unlock_with_confirmed_state_and_attributes(
     assert state.state == "unlocked"
     assert state.attributes["last_command"] == "unlock"
     assert state.attributes["last_command_status"] == "completed"
-    assert state.attributes["last_command_error"] is None
+    assert "last_command_error" not in state.attributes  # no "Last command error: Unknown"
     assert state.attributes["last_command_id"]
     assert devices[LOCK_ID].state == {"lock": False}
 
@@ -149,6 +149,7 @@ async def test_rejected_relay_raises(
     with pytest.raises(HomeAssistantError) as err:
         await call(hass, "switch", "turn_on", GATE_RELAY_1)
     assert err.value.translation_key == "command_failed"
+    assert err.value.translation_placeholders["name"] == "Gate controller relay 1"
     state = hass.states.get(GATE_RELAY_1)
     assert state.state == "off"
     assert state.attributes["last_command_status"] == "failed"

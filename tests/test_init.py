@@ -1,4 +1,4 @@
-"""Setup, unload, repairs, discovery, device removal, diagnostics and logbook."""
+"""Setup, unload, repairs, discovery, device removal and diagnostics."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.iotee.const import DOMAIN
 from custom_components.iotee.core.store import StoreError
-from custom_components.iotee.logbook import describe_command_event
 
 from .broker import PahoPeer
 from .conftest import wait_for
@@ -140,29 +139,6 @@ async def test_diagnostics_redacted(
     assert recent["params"] == "**REDACTED**"
     assert "s3cr3t-pin" not in str(diagnostics)
     assert diagnostics["open_commands"][0]["command"] == "lock"
-
-
-async def test_logbook_description(hass: HomeAssistant, mqtt_entry: MockConfigEntry) -> None:
-    """A status event reads as the device name and what happened."""
-    entry = await setup_hub(hass)
-    engine = engine_of(entry)
-    described = describe_command_event(
-        hass,
-        {
-            "command_id": "c1",
-            "hardware_id": WLTE_ID,
-            "device_id": engine.device(WLTE_ID).device_id,
-            "command": "JOG",
-            "relay": 2,
-            "new_status": "failed",
-            "error": "relay locked out",
-        },
-    )
-    assert described == {
-        "name": "Gate controller",
-        "message": "command JOG on relay 2 (c1) is failed: relay locked out",
-    }
-    assert describe_command_event(hass, {"hardware_id": "x", "command": "lock"})["name"] == "x"
 
 
 async def test_device_added_during_setup_is_picked_up(

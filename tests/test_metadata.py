@@ -37,7 +37,8 @@ def test_manifest_keys_and_order() -> None:
     for key in ("codeowners", "documentation", "issue_tracker", "version", "iot_class"):
         assert manifest[key]
     assert manifest["config_flow"] is True
-    assert manifest["dependencies"] == ["http", "mqtt"]
+    assert manifest["dependencies"] == ["http", "mqtt", "websocket_api"]
+    assert manifest["after_dependencies"] == ["frontend", "panel_custom"]
     assert manifest["iot_class"] == "local_push"
     assert manifest["integration_type"] == "hub"
 

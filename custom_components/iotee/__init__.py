@@ -37,6 +37,7 @@ from .engine import CommandEngine, DiscoveryListener, EngineSettings
 from .keeper import async_detach_engine, async_stop_engine, keep_engine, kept_engine
 from .runtime import IoteeConfigEntry, IoteeRuntime
 from .services import async_setup_services
+from .ui import async_setup_ui
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the integration's services and REST API."""
     async_setup_services(hass)
     await async_register_api(hass)
+    await async_setup_ui(hass)
     return True
 
 

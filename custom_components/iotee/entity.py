@@ -84,13 +84,16 @@ class IoteeEntity(Entity):
     def extra_state_attributes(self) -> dict[str, Any]:
         """Return the status of the last command sent through this entity's target."""
         last = self._last
-        return {
+        attributes = {
             ATTR_LAST_COMMAND_ID: None if last is None else last.command_id,
             ATTR_LAST_COMMAND: None if last is None else last.command,
             ATTR_LAST_COMMAND_STATUS: None if last is None else last.status.value,
             ATTR_LAST_COMMAND_AT: None if last is None else isoformat_z(last.created_at),
-            ATTR_LAST_COMMAND_ERROR: None if last is None else last.error,
         }
+        if last is not None and last.error is not None:
+            # Only when there was one: the UI would show "Last command error: Unknown".
+            attributes[ATTR_LAST_COMMAND_ERROR] = last.error
+        return attributes
 
     async def async_added_to_hass(self) -> None:
         """Follow device state, MQTT connection and this target's commands.
@@ -143,7 +146,7 @@ class IoteeEntity(Entity):
             return record
         placeholders = {
             "command": record.command,
-            "name": self.config.name,
+            "name": self.config.name if relay is None else f"{self.config.name} relay {relay}",
             "error": record.error or record.status.value,
         }
         key = "command_timeout" if record.status is CommandStatus.TIMEOUT else "command_failed"

@@ -43,6 +43,7 @@ import time
 from typing import Any
 
 from .model import CommandRecord, CommandStatus, Transition
+from .query import CommandQuery, Cursor, Page
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -110,6 +111,10 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         # The last state of the key's command, kept when the command is deleted or purged.
         "ALTER TABLE idempotency ADD COLUMN snapshot TEXT",
         "CREATE INDEX ix_idempotency_command ON idempotency (command_id)",
+        # Pages of one status (the failed ones, say) newest first, without scanning the others.
+        "CREATE INDEX ix_commands_status_created ON commands (status, created_at)",
+        # The retry chain of a command, forwards; most commands are no retry, so few entries.
+        "CREATE INDEX ix_commands_retry_of ON commands (retry_of) WHERE retry_of IS NOT NULL",
     ),
 }
 
@@ -638,6 +643,44 @@ class CommandStore:
                     found.append(self._current(_row_to_record(row)))
         return found
 
+    def list_page(self, query: CommandQuery, before: Cursor | None = None, limit: int = 50) -> Page:
+        """Return one page of the records ``query`` matches, newest first, below ``before``."""
+        where, args = query.where()
+        if before is not None:
+            where += " AND (created_at, rowid) < (?, ?)"
+            args += [before.created_at, before.rowid]
+        rows = self.db.execute(
+            f"SELECT rowid, {_COLUMNS} FROM commands WHERE {where}"
+            " ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            (*args, limit + 1),
+        ).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        records = [self._current(_row_to_record(row)) for row in rows]
+        last = rows[-1] if more else None
+        return Page(records, None if last is None else Cursor(last["created_at"], last["rowid"]))
+
+    def retry_chain(self, command_id: str, limit: int = 100) -> list[CommandRecord]:
+        """Return the records of ``command_id``'s retry chain (itself included), oldest first.
+
+        Back along ``retry_of`` to the first command, then forward through every retry of it;
+        a record deleted in between ends the walk on that side.
+        """
+        rows = self.db.execute(
+            "WITH RECURSIVE"
+            " up(id, depth) AS (SELECT ?, 0 UNION ALL SELECT c.retry_of, up.depth + 1"
+            "  FROM commands c JOIN up ON c.command_id = up.id"
+            "  WHERE c.retry_of IS NOT NULL AND up.depth < ?),"
+            " root(id) AS (SELECT id FROM up ORDER BY depth DESC LIMIT 1),"
+            " down(id, depth) AS (SELECT id, 0 FROM root UNION ALL SELECT c.command_id,"
+            "  down.depth + 1 FROM commands c JOIN down ON c.retry_of = down.id"
+            "  WHERE down.depth < ?)"
+            f" SELECT {_COLUMNS} FROM commands WHERE command_id IN (SELECT id FROM down)"
+            " ORDER BY created_at, rowid LIMIT ?",
+            (command_id, limit, limit, limit),
+        )
+        return [self._current(_row_to_record(row)) for row in rows]
+
     def open_commands(self) -> list[CommandRecord]:
         """Return the records that have not reached a terminal status."""
         rows = self.db.execute(
@@ -929,6 +972,16 @@ class AsyncCommandStore:
     async def last_commands(self, targets: Mapping[str, Sequence[str]]) -> list[CommandRecord]:
         """Return the newest command of each target (see ``CommandStore.last_commands``)."""
         return await self._run(self.store.last_commands, targets)
+
+    async def list_page(
+        self, query: CommandQuery, before: Cursor | None = None, limit: int = 50
+    ) -> Page:
+        """Return one page of matching records, newest first."""
+        return await self._run(self.store.list_page, query, before, limit)
+
+    async def retry_chain(self, command_id: str) -> list[CommandRecord]:
+        """Return a command's retry chain, oldest first."""
+        return await self._run(self.store.retry_chain, command_id)
 
     async def open_commands(self) -> list[CommandRecord]:
         """Return records not yet terminal."""
