@@ -13,6 +13,8 @@ from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.iotee.keeper import async_stop_engine
+
 from .broker import Mosquitto, PahoPeer
 
 pytest_plugins = ["pytest_homeassistant_custom_component"]
@@ -77,6 +79,9 @@ async def mqtt_entry(
     for other in hass.config_entries.async_entries():
         if other.domain != mqtt.DOMAIN and other.state is ConfigEntryState.LOADED:
             await hass.config_entries.async_unload(other.entry_id)
+    # Unloading leaves the engine tracking open commands (a reload must not cut them short);
+    # stop it as Home Assistant stopping would, before its MQTT subscriptions lose their client.
+    await async_stop_engine(hass)
     if entry.state is ConfigEntryState.LOADED:
         await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
