@@ -399,13 +399,17 @@ async def test_expired_late_window_is_forgotten_on_quiet_topics(
     from unittest.mock import patch
 
     from custom_components.iotee import engine as engine_module
+    from custom_components.iotee.engine import tracking
 
     engine = engine_of(hub)
     first = await engine.async_submit(LOCK_ID, "lock", source="test")
     await engine.async_wait(first.command_id, 5)
     assert f"iotee/dev/{LOCK_ID}/rls/state" in engine._late
     later = engine_module.utcnow() + engine_module.LATE_WINDOW + timedelta(seconds=1)
-    with patch.object(engine_module, "utcnow", return_value=later):
+    with (
+        patch.object(engine_module, "utcnow", return_value=later),
+        patch.object(tracking, "utcnow", return_value=later),
+    ):
         second = await engine.async_submit(WLTE_ID, "ON", relay=1, source="test")
         tracked = engine._open[second.command_id]
         tracked.timer.cancel()  # run its deadline now, as the timer would

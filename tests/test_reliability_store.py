@@ -28,11 +28,11 @@ from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.iotee import engine as engine_module
 from custom_components.iotee.const import CONF_COMMAND_TIMEOUT, DOMAIN, STORE_FILENAME
 from custom_components.iotee.core import store as store_module
 from custom_components.iotee.core.model import CommandRecord, CommandStatus, utcnow
 from custom_components.iotee.core.store import AsyncCommandStore
+from custom_components.iotee.engine import persistence as engine_module
 from simulator import Behaviour, SimulatedDevice
 
 from .broker import Mosquitto, PahoPeer

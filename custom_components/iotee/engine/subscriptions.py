@@ -1,0 +1,123 @@
+"""The engine's MQTT subscriptions, and the gate that holds commands until they are back.
+
+Owns: subscribing to the filters the devices need (never given up while the engine runs), and
+the ``subscribed`` gate. When HA's MQTT client (re)connects it restores its subscriptions a
+moment later (about 0.5 s). A command published before IoTee's subscriptions are back would be
+carried out while its confirmation is missed, so commands created in that window wait (at most
+``SUBSCRIBE_WAIT`` seconds and half their time) until the broker acknowledged them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from functools import partial
+import logging
+
+from homeassistant.components import mqtt
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+
+from custom_components.iotee.core.model import CommandRecord, utcnow
+
+_LOGGER = logging.getLogger(__name__)
+
+SUBSCRIBE_WAIT = 5.0
+"""At most this many seconds a command waits for the subscriptions to be restored after HA's
+MQTT client (re)connected; then it is published anyway."""
+
+
+class Subscriptions:
+    """The filters IoTee subscribed to, and whether the broker acknowledged them all."""
+
+    def __init__(self, hass: HomeAssistant, on_message: Callable[[mqtt.ReceiveMessage], None]):
+        """Deliver every message to ``on_message``."""
+        self.hass = hass
+        self._on_message = on_message
+        self.filters: list[str] = []
+        self.subscribed = asyncio.Event()
+        """Set while the broker has acknowledged every subscription of the current connection."""
+        self._watchers: list[CALLBACK_TYPE] = []
+        self._unsubscribes: list[CALLBACK_TYPE] = []
+        self._stopping = False
+
+    def start(self) -> None:
+        """Follow the connection: the gate closes on every change."""
+        self._unsubscribes.append(
+            mqtt.async_subscribe_connection_status(self.hass, self._on_connection)
+        )
+
+    async def async_subscribe(self, filters: list[str]) -> None:
+        """Subscribe to those of ``filters`` not subscribed yet."""
+        new = [f for f in filters if f not in self.filters]
+        if not new:
+            return
+        self.filters = [*self.filters, *new]
+        self.subscribed.clear()
+        for topic_filter in new:
+            self._unsubscribes.append(
+                await mqtt.async_subscribe(self.hass, topic_filter, self._on_message, qos=1)
+            )
+        self._watch()
+
+    @callback
+    def _on_connection(self, connected: bool) -> None:
+        """Close the gate on every connection change; reopen it once subscriptions are back."""
+        self.subscribed.clear()
+        if connected:
+            # HA's client announces the connection first and queues the re-subscriptions just
+            # after: watch for them once that is done.
+            self.hass.loop.call_soon(self._watch)
+
+    @callback
+    def _watch(self) -> None:
+        """Set ``subscribed`` when the broker acknowledged every filter of this engine."""
+        self._cancel_watchers()
+        if self._stopping:
+            return
+        remaining = set(self.filters)
+
+        def acknowledged(topic_filter: str) -> None:
+            remaining.discard(topic_filter)
+            if not remaining:
+                self._cancel_watchers()
+                self.subscribed.set()
+
+        self._watchers = [
+            mqtt.async_on_subscribe_done(
+                self.hass, topic_filter, 1, partial(acknowledged, topic_filter)
+            )
+            for topic_filter in self.filters
+        ]
+        if not remaining:
+            self.subscribed.set()
+
+    def _cancel_watchers(self) -> None:
+        for cancel in self._watchers:
+            cancel()
+        self._watchers = []
+
+    async def async_restored(self, record: CommandRecord) -> None:
+        """Wait until the subscriptions are back: at most ``SUBSCRIBE_WAIT`` s and half the
+        time left to the deadline, so that the device still gets the command in time."""
+        limit = min(SUBSCRIBE_WAIT, (record.deadline - utcnow()).total_seconds() / 2)
+        try:
+            async with asyncio.timeout(max(limit, 0.0)):
+                await self.subscribed.wait()
+        except TimeoutError:
+            # Stop holding commands until the next reconnect: an acknowledgement that never
+            # comes (another integration's QoS on the same filter, say) must not slow them all.
+            _LOGGER.debug(
+                "Subscriptions not acknowledged after %.1f s; publishing %s anyway",
+                limit,
+                record.command_id,
+            )
+            self._cancel_watchers()
+            self.subscribed.set()
+
+    def stop(self) -> None:
+        """Unsubscribe and stop watching."""
+        for unsubscribe in self._unsubscribes:
+            unsubscribe()
+        self._unsubscribes.clear()
+        self._cancel_watchers()
+        self._stopping = True
