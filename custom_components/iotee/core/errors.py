@@ -43,3 +43,9 @@ class InvalidParamsError(CommandError):
     """The command's params are not a small JSON object."""
 
     code = "invalid_params"
+
+
+class InvalidDeliveryError(CommandError):
+    """A queue expiry or retry policy is out of range (``core/delivery_rules.py``)."""
+
+    code = "invalid_delivery"
