@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Generator
 from datetime import UTC, datetime, timedelta
+import json
 from pathlib import Path
 import sqlite3
 import threading
@@ -83,9 +84,9 @@ def ids(records: list[CommandRecord]) -> list[str]:
 
 
 def test_open_creates_schema_and_wal(store: CommandStore, db_path: Path) -> None:
-    assert SCHEMA_VERSION == 2
-    assert store.schema_version == 2
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert SCHEMA_VERSION == 3
+    assert store.schema_version == 3
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 3
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {
         row[0] for row in store.db.execute("SELECT name FROM sqlite_master WHERE type='table'")
@@ -490,7 +491,7 @@ def test_snapshot_of_a_deleted_command_is_its_kept_update(store: CommandStore) -
 
 
 def test_schema_1_is_migrated_keeping_keys(db_path: Path) -> None:
-    """A store of schema 1 (no snapshots) opens as schema 2 with its keys and commands."""
+    """A store of schema 1 (no snapshots) opens as the current schema with its keys."""
     db_path.parent.mkdir(parents=True)
     db = sqlite3.connect(db_path)
     for statement in store_module._MIGRATIONS[1]:
@@ -505,12 +506,63 @@ def test_schema_1_is_migrated_keeping_keys(db_path: Path) -> None:
     store = CommandStore(db_path)
     assert store.open() is None
     try:
-        assert store.schema_version == 2
+        assert store.schema_version == SCHEMA_VERSION
         assert store.idempotency_get("s1") == IdempotencyEntry("s1", "h1", "c1", T0)
         record = finished("c1", CommandStatus.COMPLETED)
         store.insert(record)
         assert store.delete("c1") is True
         assert store.idempotency_get("s1") == IdempotencyEntry("s1", "h1", "c1", T0, record)
+    finally:
+        store.close()
+
+
+def test_schema_2_is_migrated_keeping_commands_and_snapshots(db_path: Path) -> None:
+    """A store of schema 2 (no attempts, no queue) opens as schema 3: its commands read with no
+    attempts and no queue, a key's snapshot taken before still reads, and attempts and a queue
+    expiry are kept from then on."""
+    db_path.parent.mkdir(parents=True)
+    db = sqlite3.connect(db_path)
+    for version in (1, 2):
+        for statement in store_module._MIGRATIONS[version]:
+            db.execute(statement)
+    db.execute("PRAGMA user_version=2")
+    old = finished("old", CommandStatus.COMPLETED)
+    row = store_module.record_row(old)[:-2]  # the schema 2 columns
+    db.execute(f"INSERT INTO commands VALUES ({', '.join('?' * len(row))})", row)
+    names = store_module._COLUMN_NAMES[:-2]
+    snapshot = json.dumps(dict(zip(names, row, strict=True)))
+    db.execute(
+        "INSERT INTO idempotency (scope, body_hash, command_id, created_at, snapshot)"
+        " VALUES (?,?,?,?,?)",
+        ("s1", "h1", "gone", T0.timestamp(), snapshot),
+    )
+    db.commit()
+    db.close()
+    store = CommandStore(db_path)
+    assert store.open() is None
+    try:
+        assert store.schema_version == 3
+        read = store.get("old")
+        assert read is not None
+        assert read.attempts == []
+        assert read.queued_until is None
+        entry = store.idempotency_get("s1")
+        assert entry is not None
+        assert entry.snapshot is not None
+        assert entry.snapshot.command_id == "old"
+        assert entry.snapshot.attempts == []
+        new = make_record("new")
+        new.queued_until = T0 + timedelta(minutes=30)
+        new.add_attempt(T0 + timedelta(minutes=5)).outcome = "timeout"
+        new.add_attempt(T0 + timedelta(minutes=6))
+        store.insert(new)
+        again = store.get("new")
+        assert again is not None
+        assert again.queued_until == T0 + timedelta(minutes=30)
+        assert [(a.number, a.published_at, a.outcome) for a in again.attempts] == [
+            (1, T0 + timedelta(minutes=5), "timeout"),
+            (2, T0 + timedelta(minutes=6), None),
+        ]
     finally:
         store.close()
 

@@ -192,9 +192,8 @@ def test_schema_1_store_is_migrated_keeping_its_records(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     for statement in store_module._MIGRATIONS[1]:
         db.execute(statement)
-    db.execute(
-        store_module._INSERT, store_module.record_row(finished("kept", CommandStatus.FAILED))
-    )
+    row = store_module.record_row(finished("kept", CommandStatus.FAILED))[:-2]  # schema 1 columns
+    db.execute(f"INSERT INTO commands VALUES ({', '.join('?' * len(row))})", row)
     db.execute("PRAGMA user_version=1")
     db.commit()
     db.close()
@@ -202,7 +201,7 @@ def test_schema_1_store_is_migrated_keeping_its_records(tmp_path: Path) -> None:
     store = CommandStore(path)
     store.open()
     try:
-        assert store.schema_version == 2
+        assert store.schema_version == store_module.SCHEMA_VERSION
         indexes = {
             row[0] for row in store.db.execute("SELECT name FROM sqlite_master WHERE type='index'")
         }

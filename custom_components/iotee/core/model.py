@@ -79,6 +79,7 @@ class ErrorCode(StrEnum):
     SUPERSEDED = "superseded"
     TIMEOUT = "timeout"
     INTERRUPTED = "interrupted"
+    EXPIRED = "expired"
 
 
 class InvalidTransitionError(ValueError):
@@ -110,6 +111,16 @@ class Transition:
 
 
 @dataclass(slots=True)
+class Attempt:
+    """One publish of a command: its number (1 first), when it went out, how it ended."""
+
+    number: int
+    published_at: datetime
+    outcome: str | None = None
+    """``completed``, ``timeout``, an error code; None while it is the open attempt."""
+
+
+@dataclass(slots=True)
 class CommandRecord:
     """A tracked command: what was asked, where it went and what the device did."""
 
@@ -134,6 +145,30 @@ class CommandRecord:
     retry_of: str | None = None
     source: str = "api"
     caller: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    """Every publish of the command (retries publish it again inside the same record)."""
+    queued_until: datetime | None = None
+    """When a command kept for an offline device expires (None: it was never queued)."""
+
+    @property
+    def queued(self) -> bool:
+        """Return True while the command waits for its device to come online."""
+        return (
+            self.queued_until is not None
+            and self.status is CommandStatus.PENDING
+            and not self.attempts
+        )
+
+    def add_attempt(self, at: datetime) -> Attempt:
+        """Record a publish; the previous attempt (if any) is over."""
+        attempt = Attempt(len(self.attempts) + 1, at)
+        self.attempts.append(attempt)
+        return attempt
+
+    def end_attempt(self, outcome: str) -> None:
+        """Record how the open attempt ended (once)."""
+        if self.attempts and self.attempts[-1].outcome is None:
+            self.attempts[-1].outcome = outcome
 
     def __post_init__(self) -> None:
         """Record the initial status as the first transition."""

@@ -36,6 +36,16 @@ def command_to_dict(record: CommandRecord) -> dict[str, Any]:
         ),
         "retry_of": record.retry_of,
         "source": record.source,
+        "queued": record.queued,
+        "queued_until": None if record.queued_until is None else isoformat_z(record.queued_until),
+        "attempts": [
+            {
+                "number": attempt.number,
+                "published_at": isoformat_z(attempt.published_at),
+                "outcome": attempt.outcome,
+            }
+            for attempt in record.attempts
+        ],
     }
 
 

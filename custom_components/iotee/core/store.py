@@ -42,7 +42,7 @@ import sqlite3
 import time
 from typing import Any
 
-from .model import CommandRecord, CommandStatus, Transition
+from .model import Attempt, CommandRecord, CommandStatus, Transition
 from .query import CommandQuery, Cursor, Page
 
 _LOGGER = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ PURGE_CHUNK = 20000
 PURGE_CACHE_KIB = 65536
 """SQLite page cache (KiB) while purging; the connection's own size is restored afterwards."""
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 OPEN_STATUSES = (
     CommandStatus.PENDING.value,
     CommandStatus.PUBLISHED.value,
@@ -116,12 +116,18 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         # The retry chain of a command, forwards; most commands are no retry, so few entries.
         "CREATE INDEX ix_commands_retry_of ON commands (retry_of) WHERE retry_of IS NOT NULL",
     ),
+    3: (
+        # Every publish of a command ([[number, published_at, outcome], ...]).
+        "ALTER TABLE commands ADD COLUMN attempts TEXT NOT NULL DEFAULT '[]'",
+        # When a command kept for an offline device expires.
+        "ALTER TABLE commands ADD COLUMN queued_until REAL",
+    ),
 }
 
 _COLUMNS = (
     "command_id, hardware_id, device_id, device_type, command, relay, topic, payload, params,"
     " status, created_at, updated_at, deadline, transitions, error_code, error,"
-    " late_confirmation, late_confirmation_at, retry_of, source, caller"
+    " late_confirmation, late_confirmation_at, retry_of, source, caller, attempts, queued_until"
 )
 _COLUMN_NAMES = tuple(col.strip() for col in _COLUMNS.split(","))
 _INSERT = f"INSERT INTO commands ({_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMN_NAMES))})"
@@ -267,7 +273,17 @@ def _row_to_record(row: sqlite3.Row | Mapping[str, Any]) -> CommandRecord:
         retry_of=row["retry_of"],
         source=row["source"],
         caller=row["caller"],
+        attempts=[
+            Attempt(number, _dt(at), outcome)
+            for number, at, outcome in json.loads(_optional(row, "attempts") or "[]")
+        ],
+        queued_until=None if (until := _optional(row, "queued_until")) is None else _dt(until),
     )
+
+
+def _optional(row: sqlite3.Row | Mapping[str, Any], name: str) -> Any:
+    """Return a column added by a later schema; None in a snapshot taken before it."""
+    return row[name] if name in row.keys() else None  # noqa: SIM118 (sqlite3.Row)
 
 
 def record_row(record: CommandRecord) -> RecordRow:
@@ -303,6 +319,8 @@ def _record_to_row(record: CommandRecord) -> RecordRow:
         record.retry_of,
         record.source,
         record.caller,
+        json.dumps([[a.number, _ts(a.published_at), a.outcome] for a in record.attempts]),
+        None if record.queued_until is None else _ts(record.queued_until),
     )
 
 
