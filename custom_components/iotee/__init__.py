@@ -69,7 +69,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: IoteeConfigEntry) -> boo
         raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="mqtt_unavailable")
     ir.async_delete_issue(hass, DOMAIN, ISSUE_MQTT_UNAVAILABLE)
 
-    settings = EngineSettings(command_timeout=_command_timeout(entry))
+    settings = EngineSettings(
+        command_timeout=_command_timeout(entry),
+        retention_days=float(entry.options.get(CONF_RETENTION_DAYS, DEFAULT_RETENTION_DAYS)),
+    )
     kept = kept_engine(hass)
     if kept is None:
         engine, store = await _async_start_engine(hass, entry, settings)
@@ -78,6 +81,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: IoteeConfigEntry) -> boo
         # A reload: the engine went on tracking the open commands; take it over as it is.
         engine, store = kept.engine, kept.store
         engine.settings.command_timeout = settings.command_timeout
+        engine.settings.retention_days = settings.retention_days
     entry.runtime_data = IoteeRuntime(engine=engine, store=store)
     configured = _subentry_snapshot(entry)
     await async_sync_devices(hass, entry)

@@ -56,9 +56,12 @@ from .core.device_types import DEVICE_TYPES
 from .core.zigbee2mqtt import BridgeDevice
 from .custom_flow import CustomDeviceFlow
 from .device_flow import (
+    DELIVERY_KEYS,
     bridge_choices,
+    check_delivery,
     check_relay_keys,
     check_settings,
+    delivery_fields,
     pick_schema,
     picked_settings,
     relay_keys_field,
@@ -393,7 +396,10 @@ class DeviceSubentryFlow(CustomDeviceFlow):
         errors: dict[str, str] = {}
         if user_input is not None:
             hardware_id = user_input[CONF_HARDWARE_ID].strip()
-            if not ID_PATTERN.match(hardware_id):
+            delivery, errors = check_delivery(user_input, self._max_queue_minutes())
+            if errors:
+                pass
+            elif not ID_PATTERN.match(hardware_id):
                 errors[CONF_HARDWARE_ID] = "invalid_id"
             elif hardware_id in _configured_ids(self._get_entry()):
                 errors[CONF_HARDWARE_ID] = "already_configured"
@@ -402,6 +408,7 @@ class DeviceSubentryFlow(CustomDeviceFlow):
                 self._data = {
                     CONF_HARDWARE_ID: hardware_id,
                     CONF_DEVICE_TYPE: user_input[CONF_DEVICE_TYPE],
+                    **delivery,
                 }
                 return await self._async_next_step()
         schema = vol.Schema(
@@ -415,6 +422,7 @@ class DeviceSubentryFlow(CustomDeviceFlow):
                     )
                 ),
                 vol.Required(CONF_HARDWARE_ID): TextSelector(),
+                **delivery_fields({}, self._max_queue_minutes()),
             }
         )
         return self.async_show_form(
@@ -546,6 +554,11 @@ class DeviceSubentryFlow(CustomDeviceFlow):
         schema |= relay_keys_field(dtype, self._data)
         return self.async_show_form(step_id="relays", data_schema=vol.Schema(schema), errors=errors)
 
+    def _max_queue_minutes(self) -> float:
+        """A command is kept queued at most as long as the history keeps its record."""
+        days = float(self._get_entry().options.get(CONF_RETENTION_DAYS, DEFAULT_RETENTION_DAYS))
+        return days * 24 * 60
+
     def _create_device(self, data: dict[str, Any]) -> SubentryFlowResult:
         """Create the device subentry and remove its discovery offers.
 
@@ -563,14 +576,24 @@ class DeviceSubentryFlow(CustomDeviceFlow):
         """Rename the device and change its relays; its id and type stay."""
         subentry = self._get_reconfigure_subentry()
         self._data = dict(subentry.data)
+        errors: dict[str, str] = {}
         if user_input is not None:
-            self._title = user_input[CONF_NAME].strip() or subentry.title
-            return await self._async_next_step()
+            delivery, errors = check_delivery(user_input, self._max_queue_minutes())
+            if not errors:
+                self._title = user_input[CONF_NAME].strip() or subentry.title
+                for key in DELIVERY_KEYS:
+                    self._data.pop(key, None)
+                self._data |= delivery
+                return await self._async_next_step()
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=vol.Schema(
-                {vol.Required(CONF_NAME, default=subentry.title): TextSelector()}
+                {
+                    vol.Required(CONF_NAME, default=subentry.title): TextSelector(),
+                    **delivery_fields(self._data, self._max_queue_minutes()),
+                }
             ),
+            errors=errors,
             description_placeholders={
                 "hardware_id": self._data[CONF_HARDWARE_ID],
                 "device_type": await _async_type_name(self.hass, self._data[CONF_DEVICE_TYPE]),

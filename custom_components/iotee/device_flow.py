@@ -13,6 +13,7 @@ from typing import Any
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.selector import (
+    BooleanSelector,
     NumberSelector,
     NumberSelectorConfig,
     NumberSelectorMode,
@@ -24,6 +25,16 @@ from homeassistant.helpers.selector import (
 )
 import probatio as vol  # HA's schema library; `voluptuous` resolves to its shim at run time
 
+from .core.delivery_rules import (
+    KEY_QUEUE_MINUTES,
+    KEY_RETRY_ATTEMPTS,
+    KEY_RETRY_BACKOFF,
+    KEY_RETRY_NON_IDEMPOTENT,
+    MAX_ATTEMPTS,
+    MAX_BACKOFF,
+    DeliveryPolicy,
+    setting_error,
+)
 from .core.device_settings import (
     JOG_SECONDS,
     KEY_RELAY_KEYS,
@@ -139,3 +150,67 @@ def picked_settings(device: BridgeDevice) -> dict[str, Any]:
     if device.relay_keys:
         data |= {"relays": len(device.relay_keys), KEY_RELAY_KEYS: list(device.relay_keys)}
     return data
+
+
+DELIVERY_KEYS = (KEY_QUEUE_MINUTES, KEY_RETRY_ATTEMPTS, KEY_RETRY_BACKOFF, KEY_RETRY_NON_IDEMPOTENT)
+_DEFAULTS = DeliveryPolicy()
+_DELIVERY_DEFAULTS: dict[str, Any] = {
+    KEY_QUEUE_MINUTES: _DEFAULTS.queue.keep_minutes,
+    KEY_RETRY_ATTEMPTS: _DEFAULTS.retry.attempts,
+    KEY_RETRY_BACKOFF: _DEFAULTS.retry.backoff,
+    KEY_RETRY_NON_IDEMPOTENT: _DEFAULTS.retry.non_idempotent,
+}
+
+
+def delivery_fields(current: Mapping[str, Any], max_queue_minutes: float) -> dict[Any, Any]:
+    """Return the form fields of a device's delivery options: keeping its commands while it
+    is offline (minutes, 0: off) and retrying them (attempts, backoff, JOG and reboot too)."""
+
+    def default(key: str) -> Any:
+        return current.get(key, _DELIVERY_DEFAULTS[key])
+
+    def box(low: float, high: float, step: float, unit: str) -> NumberSelector:
+        return NumberSelector(
+            NumberSelectorConfig(
+                min=low, max=high, step=step, mode=NumberSelectorMode.BOX, unit_of_measurement=unit
+            )
+        )
+
+    return {
+        vol.Optional(KEY_QUEUE_MINUTES, default=float(default(KEY_QUEUE_MINUTES))): box(
+            0, max_queue_minutes, 1, "min"
+        ),
+        vol.Optional(KEY_RETRY_ATTEMPTS, default=int(default(KEY_RETRY_ATTEMPTS))): NumberSelector(
+            NumberSelectorConfig(min=1, max=MAX_ATTEMPTS, step=1, mode=NumberSelectorMode.BOX)
+        ),
+        vol.Optional(KEY_RETRY_BACKOFF, default=float(default(KEY_RETRY_BACKOFF))): box(
+            0, MAX_BACKOFF, 0.5, "s"
+        ),
+        vol.Optional(
+            KEY_RETRY_NON_IDEMPOTENT, default=bool(default(KEY_RETRY_NON_IDEMPOTENT))
+        ): BooleanSelector(),
+    }
+
+
+def check_delivery(
+    user_input: Mapping[str, Any], max_queue_minutes: float
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Return the delivery options to store (only those that differ from the defaults, so a
+    device that keeps them stores nothing) and the errors (field -> translation key)."""
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for key in DELIVERY_KEYS:
+        value = user_input.get(key, _DELIVERY_DEFAULTS[key])
+        if key == KEY_RETRY_NON_IDEMPOTENT:
+            value = bool(value)
+        else:
+            error = setting_error(key, value)
+            if error is None and key == KEY_QUEUE_MINUTES and float(value) > max_queue_minutes:
+                error = "invalid_queue_minutes"
+            if error is not None:
+                errors[key] = error
+                continue
+            value = int(value) if key == KEY_RETRY_ATTEMPTS else float(value)
+        if value != _DELIVERY_DEFAULTS[key]:
+            values[key] = value
+    return values, errors

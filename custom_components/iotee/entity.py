@@ -19,6 +19,7 @@ from .const import (
     ATTR_LAST_COMMAND_ERROR,
     ATTR_LAST_COMMAND_ID,
     ATTR_LAST_COMMAND_STATUS,
+    ATTR_QUEUED_UNTIL,
     DOMAIN,
 )
 from .core.device_config import DeviceConfig, DeviceState
@@ -78,7 +79,10 @@ class IoteeEntity(Entity):
     @property
     def available(self) -> bool:
         """Available while MQTT is connected and the device has not said it is offline."""
-        return mqtt.is_connected(self.hass) and self.state_data.online is not False
+        if not mqtt.is_connected(self.hass):
+            return False
+        # A device that keeps commands while offline stays usable: they wait for it.
+        return self.state_data.online is not False or self.config.delivery.queue.keep_minutes > 0
 
     @property
     def extra_state_attributes(self) -> dict[str, Any]:
@@ -90,6 +94,8 @@ class IoteeEntity(Entity):
             ATTR_LAST_COMMAND_STATUS: None if last is None else last.status.value,
             ATTR_LAST_COMMAND_AT: None if last is None else isoformat_z(last.created_at),
         }
+        if last is not None and last.queued and last.queued_until is not None:
+            attributes[ATTR_QUEUED_UNTIL] = isoformat_z(last.queued_until)
         if last is not None and last.error is not None:
             # Only when there was one: the UI would show "Last command error: Unknown".
             attributes[ATTR_LAST_COMMAND_ERROR] = last.error
@@ -133,6 +139,8 @@ class IoteeEntity(Entity):
                 source="entity",
                 caller=self._context_user(),
             )
+            if record.queued:
+                return record  # accepted; it goes out when the device is back
             record = await self.engine.async_wait(
                 record.command_id, self.engine.settings.command_timeout + 1
             )

@@ -43,7 +43,14 @@ class _TrackedLock(IoteeEntity, LockEntity):
 
     def _in_flight(self, command: str) -> bool:
         last = self._last
-        return last is not None and last.command == command and not last.status.is_terminal
+        # A command waiting for its offline device is not under way yet: the lock shows
+        # locking/unlocking once it is published (``queued_until`` says it waits).
+        return (
+            last is not None
+            and last.command == command
+            and not last.status.is_terminal
+            and not last.queued
+        )
 
     @property
     def is_locking(self) -> bool:

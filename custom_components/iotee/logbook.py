@@ -1,7 +1,8 @@
 """Logbook: one readable line per command outcome, with an icon and the user who sent it.
 
 "Front door unlocked - confirmed by the device in 48 ms", "Gate controller relay 2 ON timed out -
-not confirmed within 10 s". Only ``iotee_command_outcome`` is described (``outcomes.py``); the
+not confirmed within 10 s", "Front door lock queued until the device is back (expires 18:30)".
+Only ``iotee_command_outcome`` is described (``outcomes.py``); the
 intermediate status changes stay events for automations without cluttering the Activity page.
 """
 
@@ -18,6 +19,7 @@ from homeassistant.components.logbook.const import (
 )
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
+from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN
 from .outcomes import EVENT_COMMAND_OUTCOME
@@ -41,6 +43,13 @@ _ICONS: Final = {
 }
 _ICON_FAILED: Final = "mdi:alert-circle"
 _ICON_TIMEOUT: Final = "mdi:timer-alert-outline"
+_ICON_QUEUED: Final = "mdi:timer-sand"
+
+
+def _local_time(value: object) -> str | None:
+    """Return an RFC 3339 time as the local HH:MM (Home Assistant's time zone)."""
+    parsed = dt_util.parse_datetime(value) if isinstance(value, str) else None
+    return None if parsed is None else dt_util.as_local(parsed).strftime("%H:%M")
 
 
 def _duration(ms: float) -> str:
@@ -73,6 +82,11 @@ def describe_outcome(hass: HomeAssistant, data: dict[str, Any]) -> dict[str, str
         done = done or _DONE.get(command, f"{command} done")
         message = f"{where}{done} — confirmed by the device in {_duration(data['duration_ms'])}"
         icon = _ICONS.get(command, "mdi:check-circle")
+    elif status == "queued":
+        message = f"{where}{command} queued until the device is back"
+        if until := _local_time(data.get("queued_until")):
+            message += f" (expires {until})"
+        icon = _ICON_QUEUED
     elif status == "timeout":
         message = f"{where}{command} timed out — not confirmed within {_seconds(data['timeout_s'])}"
         icon = _ICON_TIMEOUT
@@ -83,6 +97,8 @@ def describe_outcome(hass: HomeAssistant, data: dict[str, Any]) -> dict[str, str
         icon = _ICON_FAILED
     if data.get("retry_of"):
         message += " (retry)"
+    if status != "queued" and (attempts := data.get("attempts") or 0) > 1:
+        message += f" after {attempts} attempts"
     described = {
         LOGBOOK_ENTRY_NAME: _device_name(hass, data),
         LOGBOOK_ENTRY_MESSAGE: message,

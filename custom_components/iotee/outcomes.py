@@ -1,5 +1,8 @@
 """One ``iotee_command_outcome`` event per command that ended: what the Activity page shows.
 
+A command kept for an offline device gets one too, with status ``queued`` and its expiry: the
+Activity page says it waits ("queued until the device is back (expires 18:30)").
+
 ``iotee_command_status`` is fired for every status change (automations follow it); the
 logbook describes only the outcome, with the facts a readable line needs: how long the device
 took, the timeout it had, the entity of the target and the user who sent it (as the event's
@@ -14,12 +17,14 @@ from homeassistant.core import Context, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 
 from .const import DOMAIN
-from .core.model import CommandRecord, CommandStatus
+from .core.model import CommandRecord, CommandStatus, isoformat_z
 from .engine import CommandEngine
 from .engine_watch import async_follow_engine
 from .ws.present import caller_user_id
 
 EVENT_COMMAND_OUTCOME: Final = "iotee_command_outcome"
+STATUS_QUEUED: Final = "queued"
+"""The outcome event's status of a command kept for its offline device (not an end)."""
 
 
 def _target_entity(hass: HomeAssistant, record: CommandRecord, relay_lock: bool) -> str | None:
@@ -67,6 +72,8 @@ def outcome_data(
         "timeout_s": round((record.deadline - record.created_at).total_seconds(), 3),
         "source": record.source,
         "retry_of": record.retry_of,
+        "attempts": len(record.attempts),
+        "queued_until": None if record.queued_until is None else isoformat_z(record.queued_until),
     }
 
 
@@ -77,6 +84,15 @@ def async_setup_outcomes(hass: HomeAssistant) -> None:
     def attach(engine: CommandEngine) -> Any:
         @callback
         def changed(record: CommandRecord, old: CommandStatus | None) -> None:
+            if old is None and record.queued:
+                # Kept for an offline device: the Activity page says so, and until when.
+                data = outcome_data(hass, engine, record) | {"status": STATUS_QUEUED}
+                hass.bus.async_fire(
+                    EVENT_COMMAND_OUTCOME,
+                    data,
+                    context=Context(user_id=caller_user_id(record.caller)),
+                )
+                return
             if old is None or old is record.status or not record.status.is_terminal:
                 return
             hass.bus.async_fire(

@@ -41,6 +41,7 @@ ATTR_ACTION = "action"
 ATTR_COMMAND_ID = "command_id"
 ATTR_LIMIT = "limit"
 ATTR_OLDER_THAN_DAYS = "older_than_days"
+ATTR_QUEUE = "queue"
 
 SERVICE_SEND_COMMAND = "send_command"
 SERVICE_RELAY_COMMAND = "relay_command"
@@ -48,12 +49,33 @@ SERVICE_RETRY_COMMAND = "retry_command"
 SERVICE_GET_COMMANDS = "get_commands"
 SERVICE_PURGE_COMMANDS = "purge_commands"
 
+
+def _queue_option(value: Any) -> bool | float:
+    """``queue``: true/false, or minutes (a number; its range is checked by the engine)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("true", "on", "yes"):
+            return True
+        if text in ("false", "off", "no"):
+            return False
+        try:
+            return float(text)
+        except ValueError:
+            pass
+    raise vol.Invalid("queue must be true, false or a number of minutes")
+
+
 SEND_COMMAND_SCHEMA = vol.Schema(
     {
         vol.Required(ATTR_DEVICE): cv.string,
         vol.Required(ATTR_COMMAND): cv.string,
         vol.Optional(ATTR_PARAMS, default=dict): dict,
         vol.Optional(ATTR_WAIT, default=False): cv.boolean,
+        vol.Optional(ATTR_QUEUE): _queue_option,
     }
 )
 RELAY_COMMAND_SCHEMA = vol.Schema(
@@ -62,6 +84,7 @@ RELAY_COMMAND_SCHEMA = vol.Schema(
         vol.Required(ATTR_RELAY): vol.All(vol.Coerce(int), vol.Range(min=1)),
         vol.Required(ATTR_ACTION): vol.All(vol.Upper, vol.In(["ON", "OFF", "JOG"])),
         vol.Optional(ATTR_WAIT, default=False): cv.boolean,
+        vol.Optional(ATTR_QUEUE): _queue_option,
     }
 )
 RETRY_COMMAND_SCHEMA = vol.Schema(
@@ -121,8 +144,9 @@ async def _async_send(
             params,
             source="service",
             caller=call.context.user_id,
+            queue=call.data.get(ATTR_QUEUE),
         )
-        if call.data[ATTR_WAIT]:
+        if call.data[ATTR_WAIT] and not record.queued:
             record = await engine.async_wait(record.command_id, engine.settings.command_timeout + 1)
     except CommandError as err:
         raise _validation_error(err) from err

@@ -11,6 +11,7 @@ from aiohttp import hdrs, web
 from custom_components.iotee.core.device_types import DEVICE_TYPES
 from custom_components.iotee.core.errors import (
     CommandError,
+    InvalidDeliveryError,
     InvalidParamsError,
     NotRetryableError,
     UnknownCommandError,
@@ -38,7 +39,7 @@ MAX_LIMIT: Final = 1000
 MAX_COMMAND_LENGTH: Final = 64
 MAX_PURGE_DAYS: Final = 36500
 _LIMIT_PATTERN = re.compile(r"[0-9]{1,7}")
-_SEND_FIELDS: Final = frozenset({"command", "device_type", "params"})
+_SEND_FIELDS: Final = frozenset({"command", "device_type", "params", "queue"})
 
 
 def command_error(err: CommandError) -> ApiError:
@@ -51,6 +52,8 @@ def command_error(err: CommandError) -> ApiError:
         return ApiError(HTTPStatus.CONFLICT, COMMAND_NOT_RETRYABLE, str(err))
     if isinstance(err, InvalidParamsError):
         return invalid(f"{err}.", {"field": "params"})
+    if isinstance(err, InvalidDeliveryError):
+        return invalid(f"{err}.", {"field": "queue"})
     return invalid(str(err))
 
 
@@ -120,6 +123,12 @@ class DeviceCommandsView(_CommandsApiView):
         if relay is not None and (type(relay) is not int or relay < 1):
             raise invalid("params.relay must be a positive integer.", {"field": "params.relay"})
 
+        queue = body.get("queue")
+        if queue is None:
+            queue = False  # the seed's behaviour: an offline device's command fails at once
+        if not isinstance(queue, bool | int | float):
+            raise invalid("queue must be true, false or a number of minutes.", {"field": "queue"})
+
         engine = self.engine()
         try:
             config = engine.device(call.match["device_id"])
@@ -138,6 +147,7 @@ class DeviceCommandsView(_CommandsApiView):
                 params=params,
                 source="api",
                 caller=call.principal.caller,
+                queue=queue,
             )
         except CommandError as err:
             raise command_error(err) from err

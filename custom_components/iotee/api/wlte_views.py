@@ -284,6 +284,7 @@ class WlteRelayCommandView(ApiView):
                     source="wlte",
                     caller=caller,
                     command_id=command_id,
+                    queue=False,  # the WLTE API documents 422 DEVICE_OFFLINE, never a queue
                 )
             except Exception:
                 # Nothing went out: free the key (an entry dated at the epoch counts as expired).

@@ -18,7 +18,7 @@ must not outlive its record); attempts are 1..``MAX_ATTEMPTS``, the backoff 0..`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 import math
 from typing import Any
@@ -81,8 +81,8 @@ class RetryPolicy:
 class DeliveryPolicy:
     """A device's queue and retry policy (its subentry options)."""
 
-    queue: QueuePolicy = QueuePolicy()
-    retry: RetryPolicy = RetryPolicy()
+    queue: QueuePolicy = field(default_factory=QueuePolicy)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 def check_queue_minutes(minutes: float, retention_days: float) -> None:

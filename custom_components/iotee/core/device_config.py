@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from .delivery_rules import DeliveryPolicy
 from .device_types import (
     CommandSpec,
     Confirmation,
@@ -30,6 +31,8 @@ class DeviceConfig:
     """The family's settings (``DeviceType.settings``): topic prefix, friendly name, ..."""
     relay_keys: tuple[str, ...] = ()
     """The device-side name of each relay, in order (empty: the type's default names)."""
+    delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    """Keeping commands while the device is offline, and retrying them (its options)."""
 
     @property
     def topic_id(self) -> str:

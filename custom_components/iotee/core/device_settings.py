@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from .custom_device import CUSTOM, custom_device_type
+from .delivery_rules import delivery_policy
 from .device_config import DeviceConfig
 from .device_types import DEVICE_TYPES
 from .topic_check import topic_error
@@ -84,4 +85,5 @@ def device_config(data: Mapping[str, Any], name: str) -> DeviceConfig:
         ),
         settings={key: str(data[key]) for key in dtype.settings if key in data},
         relay_keys=tuple(str(key) for key in data.get(KEY_RELAY_KEYS, ())),
+        delivery=delivery_policy(data),
     )

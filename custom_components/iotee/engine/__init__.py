@@ -12,7 +12,8 @@ recovery at start, creating commands and the queries. Each other job has its own
 
 - ``devices.py``: device configs, availability and state, device listeners, discovery;
 - ``subscriptions.py``: the MQTT subscriptions and the gate after a reconnect;
-- ``delivery.py``: the checks before a command goes out, and the publish;
+- ``delivery.py``: the checks before a command goes out, the queue for offline devices, the
+  publish and the retries;
 - ``tracking.py``: open commands, deadlines, verdicts, superseding, late answers;
 - ``persistence.py``: store writes, and keeping status changes while the store fails.
 """
@@ -29,6 +30,7 @@ from homeassistant.components import mqtt
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 
 from custom_components.iotee.const import EVENT_COMMAND_STATUS
+from custom_components.iotee.core.delivery_rules import queue_expiry, queue_minutes
 from custom_components.iotee.core.device_config import DeviceConfig, DeviceState
 from custom_components.iotee.core.device_types import CommandSpec
 from custom_components.iotee.core.errors import (
@@ -83,6 +85,8 @@ class EngineSettings:
 
     command_timeout: float = 10.0
     qos: int = 1
+    retention_days: float = 90.0
+    """The history's retention: no command is kept queued for longer."""
 
 
 class CommandEngine:
@@ -112,10 +116,12 @@ class CommandEngine:
         self._delivery = Delivery(
             hass,
             qos=lambda: self.settings.qos,
+            timeout=lambda: self.settings.command_timeout,
             book=self._book,
             tracker=self._tracker,
             subscriptions=self._subscriptions,
             force_end=self._force_end,
+            changed=self._changed,
         )
         self._command_listeners: list[CommandListener] = []
         self._target_listeners: dict[tuple[str, str], list[CommandListener]] = {}
@@ -234,13 +240,31 @@ class CommandEngine:
         """Unsubscribe and stop timers; open commands stay open in the store for recovery."""
         self._subscriptions.stop()
         self._tracker.stop()
+        self._delivery.stop()
         await self._keeper.async_stop()
 
     async def _async_recover(self) -> None:
-        """Time out open commands whose deadline passed; track the others again."""
+        """Time out open commands whose deadline passed; track the others again.
+
+        A queued command stays queued until its expiry (published once its device says it is
+        online); one whose expiry passed while Home Assistant was stopped ends ``expired``.
+        """
         now = utcnow()
         for record in await self.store.open_commands():
             config = self.devices.get(record.hardware_id)
+            if record.queued and record.queued_until is not None:
+                if record.queued_until <= now or config is None:
+                    self._force_end(
+                        record,
+                        CommandStatus.FAILED,
+                        ErrorCode.EXPIRED,
+                        "the device did not come online before the command expired",
+                        now,
+                    )
+                else:
+                    spec = config.device_type.commands[record.command]
+                    self._delivery.enqueue(record, config, spec)
+                continue
             if record.deadline <= now or config is None:
                 self._force_end(
                     record,
@@ -319,10 +343,16 @@ class CommandEngine:
         caller: str | None = None,
         retry_of: str | None = None,
         command_id: str | None = None,
+        queue: bool | float | None = None,
     ) -> CommandRecord:
-        """Create, store and publish a command; return its record (status as it stands)."""
+        """Create, store and publish a command; return its record (status as it stands).
+
+        ``queue``: whether the command may wait for its device while it is offline (None: as
+        the device's options say; a number: for that many minutes).
+        """
         config, spec, name = self.resolve(device_ref, command, relay)
         checked_params = check_params(params)
+        keep_minutes = queue_minutes(queue, config.delivery.queue, self.settings.retention_days)
         command_id = command_id or new_command_id()
         now = utcnow()
         relay_arg = relay if spec.kind.value == "relay" else None
@@ -342,6 +372,10 @@ class CommandEngine:
             source=source,
             caller=caller,
         )
+        if keep_minutes is not None and self.states[config.hardware_id].online is False:
+            # Kept for the device: its deadline for confirmation starts once it is published.
+            record.queued_until = queue_expiry(now, keep_minutes)
+            record.deadline = record.queued_until + timedelta(seconds=self.settings.command_timeout)
         await self._keeper.async_insert(record)
         self._notify(record, None)
         await self._async_dispatch(record, config, spec)
@@ -369,6 +403,8 @@ class CommandEngine:
                 "error_code": record.error_code,
                 "error": record.error,
                 "source": record.source,
+                "attempt": len(record.attempts),
+                "queued": record.queued,
             },
         )
         self._notify(record, old)
@@ -407,6 +443,8 @@ class CommandEngine:
             if report.went_offline:
                 self._tracker.fail_device(report.config)
             self._book.notify_device(report.config)
+            if report.came_online:
+                self._delivery.release(report.config.hardware_id)
         elif state_topics is None and self._book.discovery_listeners:
             self._book.maybe_discovered(msg.topic, payload)
 
@@ -433,9 +471,13 @@ class CommandEngine:
     # ---- queries and history -------------------------------------------------------------
 
     def open_command(self, command_id: str) -> CommandRecord | None:
-        """Return an open command's live record."""
+        """Return an open command's live record (also one queued for its device)."""
         tracked = self._tracker.open.get(command_id)
-        return None if tracked is None else tracked.record
+        if tracked is not None:
+            return tracked.record
+        return next(
+            (r for r in self._delivery.queued_records() if r.command_id == command_id), None
+        )
 
     async def async_get(self, command_id: str) -> CommandRecord | None:
         """Return a command by id (live when open)."""
@@ -511,6 +553,10 @@ class CommandEngine:
     def open_commands(self) -> Iterable[CommandRecord]:
         """Return the commands being tracked now."""
         return [t.record for t in self._tracker.open.values()]
+
+    def queued_commands(self) -> list[CommandRecord]:
+        """Return the commands waiting for their offline devices, oldest first."""
+        return self._delivery.queued_records()
 
     def seq_topics(self) -> dict[str, int]:
         """Return how many open commands wait on each topic (diagnostics)."""

@@ -1,63 +1,98 @@
-"""Getting a command to its device: the checks before it goes out, and the publish.
+"""Getting a command to its device: the checks before it goes out, the queue, the publish and
+the retries.
 
-Owns: refusing a command while HA's MQTT client is disconnected or the device is offline,
-taking over the target from the open command (superseding it), waiting for the subscriptions
-(``subscriptions.py``), and the publish through HA's MQTT integration (``published``, or
-``failed`` with ``publish_failed``).
+Owns: refusing a command while HA's MQTT client is disconnected, or while its device is offline
+and the command may not wait; keeping a command for an offline device (``pending`` with
+``queued_until``, at most one per target: the newest wins, the older ends ``superseded``) until
+the device says it is online or the expiry passes (``failed`` with ``expired``); taking over the
+target from the open command (superseding it); waiting for the subscriptions
+(``subscriptions.py``); the publish through HA's MQTT integration (``published``, or ``failed``
+with ``publish_failed``), each one an attempt on the record; and publishing a command that timed
+out again, inside the same record, as the device's retry policy allows
+(``core/delivery_rules.py``). The confirmation deadline of each attempt starts at its publish.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+import logging
 
 from homeassistant.components import mqtt
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 
+from custom_components.iotee.core.delivery_rules import TargetQueue
 from custom_components.iotee.core.device_config import DeviceConfig
 from custom_components.iotee.core.device_types import CommandSpec
-from custom_components.iotee.core.model import CommandRecord, CommandStatus, ErrorCode
+from custom_components.iotee.core.matcher import ConfirmationMatcher
+from custom_components.iotee.core.model import CommandRecord, CommandStatus, ErrorCode, utcnow
 
 from .devices import DeviceBook
 from .subscriptions import Subscriptions
-from .tracking import Tracker
+from .tracking import Tracked, Tracker
+
+_LOGGER = logging.getLogger(__name__)
 
 type ForceEnd = Callable[[CommandRecord, CommandStatus, ErrorCode, str], None]
+type Changed = Callable[[CommandRecord, CommandStatus | None], None]
 
 NOT_CONNECTED = "Home Assistant's MQTT client is not connected to the broker"
 
 
+@dataclass(slots=True)
+class Queued:
+    """A command waiting for its offline device."""
+
+    record: CommandRecord
+    config: DeviceConfig
+    spec: CommandSpec
+    expiry: asyncio.TimerHandle | None = None
+
+
 class Delivery:
-    """Publishes commands to their devices."""
+    """Publishes commands to their devices, now, once they are back, or once more."""
 
     def __init__(
         self,
         hass: HomeAssistant,
         *,
         qos: Callable[[], int],
+        timeout: Callable[[], float],
         book: DeviceBook,
         tracker: Tracker,
         subscriptions: Subscriptions,
         force_end: ForceEnd,
+        changed: Changed,
     ) -> None:
         """Publish with ``qos``; end commands that never went out with ``force_end``."""
         self.hass = hass
         self._qos = qos
+        self._timeout = timeout
         self._book = book
         self._tracker = tracker
         self._subscriptions = subscriptions
         self._force_end = force_end
+        self._changed = changed
+        self.queue: TargetQueue[Queued] = TargetQueue()
+        self._sends: set[asyncio.Task[None]] = set()
+        tracker.on_timeout = self._retry
 
     async def async_dispatch(
         self, record: CommandRecord, config: DeviceConfig, spec: CommandSpec
     ) -> None:
-        """Send a new command, or end it when it cannot go out."""
+        """Send a new command, queue it for its offline device, or end it."""
         # The connection first: while it is down the device's last known availability (often
         # the last will the broker sent as it shut down) is not what stops the command.
         if not mqtt.is_connected(self.hass):
             self._force_end(record, CommandStatus.FAILED, ErrorCode.PUBLISH_FAILED, NOT_CONNECTED)
             return
         if self._book.states[config.hardware_id].online is False:
+            if record.queued_until is not None:
+                self.enqueue(record, config, spec)
+                return
             self._force_end(
                 record,
                 CommandStatus.FAILED,
@@ -65,7 +100,100 @@ class Delivery:
                 f"{config.name} is offline",
             )
             return
+        record.queued_until = None  # the device is there: it goes out now
+        await self._async_send(record, config, spec)
+
+    # ---- the queue -----------------------------------------------------------------------
+
+    def enqueue(self, record: CommandRecord, config: DeviceConfig, spec: CommandSpec) -> None:
+        """Keep ``record`` until its device is online or ``record.queued_until`` passes."""
+        assert record.queued_until is not None
+        queued = Queued(record, config, spec)
+        replaced = self.queue.put(record.target, queued)
+        if replaced is not None:
+            self._drop(replaced)
+            self._force_end(
+                replaced.record,
+                CommandStatus.FAILED,
+                ErrorCode.SUPERSEDED,
+                f"superseded by command {record.command_id}",
+            )
+        delay = (record.queued_until - utcnow()).total_seconds()
+        queued.expiry = self.hass.loop.call_later(max(delay, 0.0), self._expire, queued)
+
+    def _drop(self, queued: Queued) -> None:
+        if queued.expiry is not None:
+            queued.expiry.cancel()
+            queued.expiry = None
+
+    @callback
+    def _expire(self, queued: Queued) -> None:
+        queued.expiry = None
+        if self.queue.get(queued.record.target) is queued:
+            self.queue.pop(queued.record.target)
+        record = queued.record
+        if record.status.is_terminal:
+            return
+        assert record.queued_until is not None
+        self._force_end(
+            record,
+            CommandStatus.FAILED,
+            ErrorCode.EXPIRED,
+            f"{queued.config.name} did not come online before the command expired",
+        )
+
+    @callback
+    def release(self, hardware_id: str) -> None:
+        """The device is online: publish what waited for it, oldest first."""
+        for queued in self.queue.take_device(hardware_id):
+            self._drop(queued)
+            if queued.record.status.is_terminal:
+                continue
+            config = self._book.devices.get(hardware_id, queued.config)
+            # The confirmation deadline starts now: the command waited for its device before.
+            queued.record.deadline = utcnow() + timedelta(seconds=self._timeout())
+            task = self.hass.async_create_task(
+                self._async_send(queued.record, config, queued.spec),
+                f"iotee publish queued {queued.record.command_id}",
+                eager_start=True,
+            )
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
+
+    def unqueue(self, target: tuple[str, str]) -> CommandRecord | None:
+        """Take the command queued for ``target`` out of the queue (it is being superseded)."""
+        queued = self.queue.pop(target)
+        if queued is None:
+            return None
+        self._drop(queued)
+        return queued.record
+
+    def queued_records(self) -> list[CommandRecord]:
+        """Return the commands waiting for their devices."""
+        return [queued.record for queued in self.queue.values()]
+
+    def stop(self) -> None:
+        """Stop the expiry timers; queued commands stay queued in the store."""
+        for queued in self.queue.values():
+            self._drop(queued)
+        for task in self._sends:
+            task.cancel()
+
+    # ---- publishing ----------------------------------------------------------------------
+
+    async def _async_send(
+        self, record: CommandRecord, config: DeviceConfig, spec: CommandSpec
+    ) -> None:
+        """Publish the first attempt: take over the target, track, wait for the gate."""
         # Really going out: only now does it take over its target from an open command.
+        superseded = self.unqueue(record.target)
+        if superseded is not None and superseded is not record:
+            self._force_end(
+                superseded,
+                CommandStatus.FAILED,
+                ErrorCode.SUPERSEDED,
+                f"superseded by command {record.command_id}",
+            )
         self._tracker.supersede(record)
         tracked = self._tracker.track(record, config, spec)
         if not self._subscriptions.subscribed.is_set():
@@ -77,6 +205,11 @@ class Delivery:
                     tracked, CommandStatus.FAILED, ErrorCode.PUBLISH_FAILED, NOT_CONNECTED
                 )
                 return
+        record.add_attempt(utcnow())
+        await self._async_publish(tracked)
+
+    async def _async_publish(self, tracked: Tracked) -> None:
+        record = tracked.record
         try:
             await mqtt.async_publish(
                 self.hass, record.topic, record.payload, qos=self._qos(), retain=False
@@ -92,3 +225,53 @@ class Delivery:
             return
         if record.status is CommandStatus.PENDING:
             self._tracker.move(tracked, CommandStatus.PUBLISHED)
+        elif len(record.attempts) > 1 and not record.status.is_terminal:
+            # A retry went out: the status stays, the attempt is news (event, listeners).
+            self._changed(record, record.status)
+
+    # ---- retries -------------------------------------------------------------------------
+
+    def _retry(self, tracked: Tracked) -> bool:
+        """A deadline passed: publish again if the policy allows it; True when it will."""
+        record = tracked.record
+        config = self._book.devices.get(record.hardware_id)
+        if config is None or not mqtt.is_connected(self.hass):
+            return False
+        delay = config.delivery.retry.next_delay(record.command, len(record.attempts))
+        if delay is None:
+            return False
+        record.end_attempt(ErrorCode.TIMEOUT.value)
+        _LOGGER.debug(
+            "%s: no confirmation of attempt %s; publishing again in %g s",
+            record.command_id,
+            len(record.attempts),
+            delay,
+        )
+        # The record keeps running until the next attempt's deadline (and a late answer to an
+        # earlier attempt, on the same topic and id, still completes it).
+        record.deadline = utcnow() + timedelta(seconds=delay + self._timeout())
+        tracked.retry = self.hass.loop.call_later(delay, self._publish_again, tracked, config)
+        self._changed(record, record.status)
+        return True
+
+    @callback
+    def _publish_again(self, tracked: Tracked, config: DeviceConfig) -> None:
+        tracked.retry = None
+        record = tracked.record
+        if record.status.is_terminal:
+            return
+        spec = config.device_type.commands[record.command]
+        confirmation = config.confirmation(spec, record.relay)
+        if record.status is not CommandStatus.ACKNOWLEDGED:
+            # A state sequence starts over; an acknowledged one still waits for its end only.
+            tracked.matcher = ConfirmationMatcher(
+                record.command_id, confirmation, tracked.matcher.topic
+            )
+        record.add_attempt(utcnow())
+        record.deadline = utcnow() + timedelta(seconds=self._timeout())
+        self._tracker.arm_deadline(tracked)
+        task = self.hass.async_create_task(
+            self._async_publish(tracked), f"iotee retry {record.command_id}", eager_start=True
+        )
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)

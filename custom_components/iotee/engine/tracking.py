@@ -123,6 +123,7 @@ class Tracker:
         old = record.transition(
             status, utcnow(), error_code=None if code is None else code.value, error=error
         )
+        record.end_attempt(status.value if code is None else code.value)
         self.untrack(tracked)
         if status is CommandStatus.TIMEOUT or (
             code is ErrorCode.SUPERSEDED and tracked.matcher.correlated
