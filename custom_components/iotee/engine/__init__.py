@@ -122,6 +122,7 @@ class CommandEngine:
             subscriptions=self._subscriptions,
             force_end=self._force_end,
             changed=self._changed,
+            persist=self._keeper.persist,
         )
         self._command_listeners: list[CommandListener] = []
         self._target_listeners: dict[tuple[str, str], list[CommandListener]] = {}
@@ -377,6 +378,8 @@ class CommandEngine:
             record.queued_until = queue_expiry(now, keep_minutes)
             record.deadline = record.queued_until + timedelta(seconds=self.settings.command_timeout)
         await self._keeper.async_insert(record)
+        if record.queued:
+            self._fire_status(record, None)  # automations see that it waits for the device
         self._notify(record, None)
         await self._async_dispatch(record, config, spec)
         return record
@@ -389,6 +392,11 @@ class CommandEngine:
     def _changed(self, record: CommandRecord, old: CommandStatus | None) -> None:
         """Persist, fire the event and notify listeners of one status change."""
         self._keeper.persist(record)
+        self._fire_status(record, old)
+        self._notify(record, old)
+
+    def _fire_status(self, record: CommandRecord, old: CommandStatus | None) -> None:
+        """Fire ``iotee_command_status`` (also for a new attempt: the status then stays)."""
         self.hass.bus.async_fire(
             EVENT_COMMAND_STATUS,
             {
@@ -407,7 +415,6 @@ class CommandEngine:
                 "queued": record.queued,
             },
         )
-        self._notify(record, old)
 
     def last_command(self, target: tuple[str, str]) -> CommandRecord | None:
         """Return the newest command sent to ``target`` (a ``CommandRecord.target``)."""
@@ -475,16 +482,29 @@ class CommandEngine:
         tracked = self._tracker.open.get(command_id)
         if tracked is not None:
             return tracked.record
-        return next(
-            (r for r in self._delivery.queued_records() if r.command_id == command_id), None
-        )
+        queued = self._delivery.waiting(command_id)
+        return None if queued is None else queued.record
 
     async def async_get(self, command_id: str) -> CommandRecord | None:
         """Return a command by id (live when open)."""
         return self.open_command(command_id) or await self.store.get(command_id)
 
     async def async_wait(self, command_id: str, wait_seconds: float) -> CommandRecord:
-        """Wait up to ``wait_seconds`` for a command to end; return its record."""
+        """Wait up to ``wait_seconds`` for a command to end; return its record.
+
+        A queued command is waited for while it waits for its device, then while it runs.
+        """
+        loop = asyncio.get_running_loop()
+        until = loop.time() + wait_seconds
+        if (queued := self._delivery.waiting(command_id)) is not None:
+            try:
+                async with asyncio.timeout(wait_seconds):
+                    await queued.left.wait()
+            except TimeoutError:
+                return queued.record
+            wait_seconds = max(until - loop.time(), 0.0)
+            if command_id not in self._tracker.open:
+                return queued.record
         tracked = self._tracker.open.get(command_id)
         if tracked is not None:
             try:

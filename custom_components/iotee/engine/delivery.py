@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 import logging
 
@@ -50,6 +50,8 @@ class Queued:
     config: DeviceConfig
     spec: CommandSpec
     expiry: asyncio.TimerHandle | None = None
+    left: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once it left the queue (published, expired, superseded, or the engine stopped)."""
 
 
 class Delivery:
@@ -66,6 +68,7 @@ class Delivery:
         subscriptions: Subscriptions,
         force_end: ForceEnd,
         changed: Changed,
+        persist: Callable[[CommandRecord], None],
     ) -> None:
         """Publish with ``qos``; end commands that never went out with ``force_end``."""
         self.hass = hass
@@ -76,6 +79,7 @@ class Delivery:
         self._subscriptions = subscriptions
         self._force_end = force_end
         self._changed = changed
+        self._persist = persist
         self.queue: TargetQueue[Queued] = TargetQueue()
         self._sends: set[asyncio.Task[None]] = set()
         tracker.on_timeout = self._retry
@@ -125,6 +129,7 @@ class Delivery:
         if queued.expiry is not None:
             queued.expiry.cancel()
             queued.expiry = None
+        queued.left.set()
 
     @callback
     def _expire(self, queued: Queued) -> None:
@@ -132,6 +137,8 @@ class Delivery:
         if self.queue.get(queued.record.target) is queued:
             self.queue.pop(queued.record.target)
         record = queued.record
+        # The record ends (below) before waiters wake up.
+        self.hass.loop.call_soon(queued.left.set)
         if record.status.is_terminal:
             return
         assert record.queued_until is not None
@@ -167,6 +174,10 @@ class Delivery:
             return None
         self._drop(queued)
         return queued.record
+
+    def waiting(self, command_id: str) -> Queued | None:
+        """Return the queue entry of a command, while it waits."""
+        return next((q for q in self.queue.values() if q.record.command_id == command_id), None)
 
     def queued_records(self) -> list[CommandRecord]:
         """Return the commands waiting for their devices."""
@@ -251,7 +262,8 @@ class Delivery:
         # earlier attempt, on the same topic and id, still completes it).
         record.deadline = utcnow() + timedelta(seconds=delay + self._timeout())
         tracked.retry = self.hass.loop.call_later(delay, self._publish_again, tracked, config)
-        self._changed(record, record.status)
+        # Stored, not announced: the event comes with the next attempt's publish.
+        self._persist(record)
         return True
 
     @callback
