@@ -247,6 +247,52 @@ async def test_send_to_offline_device_is_recorded_failed(
         client, "POST", f"/devices/{LOCK_ID}/commands", user_key, {"command": "lock"}
     )
     assert (status, body["status"], body["error_code"]) == (201, "failed", "device_offline")
+    assert (body["queued"], body["queued_until"], body["attempts"]) == (False, None, [])
+
+
+async def test_queue_extension_keeps_the_command_for_the_offline_device(
+    hass: HomeAssistant, hub: MockConfigEntry, client: TestClient, user_key: str, peer: PahoPeer
+) -> None:
+    """``queue`` (an IoTee extension, default off): 201 pending and queued with its expiry;
+    the device back online gets it and the record shows the attempt."""
+    engine = engine_of(hub)
+    await hass.async_add_executor_job(peer.publish, f"iotee/dev/{LOCK_ID}/status", "offline", True)
+    await wait_for(lambda: engine.states[LOCK_ID].online is False)
+    status, body, _ = await call(
+        client,
+        "POST",
+        f"/devices/{LOCK_ID}/commands",
+        user_key,
+        {"command": "lock", "queue": 15},
+    )
+    assert (status, body["status"], body["queued"], body["attempts"]) == (
+        201,
+        "pending",
+        True,
+        [],
+    )
+    created = datetime.fromisoformat(body["created_at"])
+    assert datetime.fromisoformat(body["queued_until"]) - created == timedelta(minutes=15)
+    await hass.async_add_executor_job(peer.subscribe, f"iotee/dev/{LOCK_ID}/rls")
+    await hass.async_add_executor_job(peer.publish, f"iotee/dev/{LOCK_ID}/status", "online", True)
+    sent = await hass.async_add_executor_job(peer.expect, f"iotee/dev/{LOCK_ID}/rls")
+    assert sent.payload == "1"
+    await hass.async_add_executor_job(peer.publish, f"iotee/dev/{LOCK_ID}/rls/state", "1", True)
+    await engine.async_wait(body["command_id"], 5)
+    status, body, _ = await call(client, "GET", f"/commands/{body['command_id']}", user_key)
+    assert (status, body["status"], body["queued"]) == (200, "completed", False)
+    assert [(a["number"], a["outcome"]) for a in body["attempts"]] == [(1, "completed")]
+
+
+@pytest.mark.parametrize("queue", [0, -1, 90 * 24 * 60 + 1, "soon", [1]])
+async def test_bad_queue_is_400(
+    hass: HomeAssistant, hub: MockConfigEntry, client: TestClient, user_key: str, queue: Any
+) -> None:
+    """A queue expiry of 0, negative, beyond the retention, or not a number/boolean: 400."""
+    request = {"command": "lock", "queue": queue}
+    status, body, _ = await call(client, "POST", f"/devices/{LOCK_ID}/commands", user_key, request)
+    assert (status, body["code"], body["data"]) == (400, "INVALID_REQUEST", {"field": "queue"})
+    assert await engine_of(hub).async_list(LOCK_ID) == []
 
 
 # ---- history and list ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from homeassistant.config_entries import (
     ConfigSubentry,
 )
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.data_entry_flow import FlowResultType, InvalidData
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -192,6 +192,51 @@ async def test_add_lock_device(hass: HomeAssistant) -> None:
     assert subentry.title == "Front door"
     assert subentry.unique_id == "ABC123"
     assert dict(subentry.data) == {CONF_HARDWARE_ID: "ABC123", CONF_DEVICE_TYPE: "iotee_device"}
+
+
+@pytest.mark.usefixtures("mqtt_config_entry")
+async def test_add_device_with_queue_and_retries(hass: HomeAssistant) -> None:
+    """The delivery options: out-of-range values are refused by the form; what differs from
+    the defaults is stored; reconfigure changes them (back to a default: the key goes)."""
+    entry = hub_entry(hass)
+    result = await _start_subentry(hass, entry)
+    base = {"name": "Door", CONF_DEVICE_TYPE: "iotee_device", CONF_HARDWARE_ID: LOCK_ID}
+    for bad in (
+        {"queue_minutes": 90 * 24 * 60 + 1},
+        {"retry_backoff": 700},
+        {"retry_attempts": 11},
+    ):
+        with pytest.raises(InvalidData):  # beyond the form's range (the retention, 600 s, 10)
+            await hass.config_entries.subentries.async_configure(result["flow_id"], base | bad)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        base | {"queue_minutes": 30, "retry_attempts": 3, "retry_non_idempotent": True},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    ((subentry_id, subentry),) = entry.subentries.items()
+    assert dict(subentry.data) == {
+        CONF_HARDWARE_ID: LOCK_ID,
+        CONF_DEVICE_TYPE: "iotee_device",
+        "queue_minutes": 30.0,
+        "retry_attempts": 3,
+        "retry_non_idempotent": True,
+    }
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_DEVICE),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
+    )
+    with patch(NO_SETUP, return_value=True), patch(NO_UNLOAD, return_value=True):
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"], {"name": "Door", "queue_minutes": 0, "retry_attempts": 5}
+        )
+        await hass.async_block_till_done()
+    assert result["reason"] == "reconfigure_successful"
+    assert dict(entry.subentries[subentry_id].data) == {
+        CONF_HARDWARE_ID: LOCK_ID,
+        CONF_DEVICE_TYPE: "iotee_device",
+        "retry_attempts": 5,
+        "retry_non_idempotent": True,  # the form shows what is stored: it stays
+    }
 
 
 @pytest.mark.usefixtures("mqtt_config_entry")

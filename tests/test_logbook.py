@@ -136,6 +136,17 @@ async def test_outcome_fired_once_when_a_command_ends(
             "relay 1 OFF failed — relay stuck (retry)",
             "mdi:alert-circle",
         ),
+        (
+            {"command": "ON", "relay": 2, "status": "completed", "duration_ms": 80}
+            | {"attempts": 3},
+            "relay 2 switched on — confirmed by the device in 80 ms after 3 attempts",
+            "mdi:toggle-switch",
+        ),
+        (
+            {"command": "ON", "relay": 2, "status": "queued", "queued_until": None},
+            "relay 2 ON queued until the device is back",
+            "mdi:timer-sand",
+        ),
     ],
 )
 async def test_outcome_lines_read_naturally(
@@ -143,3 +154,14 @@ async def test_outcome_lines_read_naturally(
 ) -> None:
     described = describe_outcome(hass, {"hardware_id": WLTE_ID, "name": "Gate"} | data)
     assert described == {"name": "Gate", "message": message, "icon": icon}
+
+
+async def test_queued_line_says_until_when_in_local_time(hass: HomeAssistant) -> None:
+    """ "queued until the device is back (expires 18:30)", in Home Assistant's time zone."""
+    await hass.config.async_set_time_zone("Europe/Amsterdam")
+    described = describe_outcome(
+        hass,
+        {"hardware_id": WLTE_ID, "name": "Gate", "command": "lock", "status": "queued"}
+        | {"queued_until": "2026-12-02T17:30:00.000Z"},
+    )
+    assert described["message"] == "lock queued until the device is back (expires 18:30)"

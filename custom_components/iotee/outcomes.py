@@ -56,6 +56,12 @@ def outcome_data(
     config = engine.devices.get(record.hardware_id)
     relay_lock = config is not None and record.relay in config.relay_locks
     ended = record.transition_at(record.status) or record.created_at
+    # A command that waited for its offline device: the device's time counts from the publish.
+    started = (
+        record.attempts[0].published_at
+        if record.queued_until is not None and record.attempts
+        else record.created_at
+    )
     return {
         "command_id": record.command_id,
         "hardware_id": record.hardware_id,
@@ -68,7 +74,7 @@ def outcome_data(
         "status": record.status.value,
         "error_code": record.error_code,
         "error": record.error,
-        "duration_ms": round((ended - record.created_at).total_seconds() * 1000),
+        "duration_ms": round(max((ended - started).total_seconds(), 0.0) * 1000),
         "timeout_s": round((record.deadline - record.created_at).total_seconds(), 3),
         "source": record.source,
         "retry_of": record.retry_of,
