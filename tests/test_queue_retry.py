@@ -392,3 +392,46 @@ async def test_send_command_queue_false_refuses_while_offline(
     assert (response["status"], response["error_code"]) == ("failed", "device_offline")
     assert response["queued"] is False
     assert response["attempts"] == []
+
+
+async def test_thousand_queued_commands_for_hundred_devices_are_all_delivered(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry, peer: PahoPeer
+) -> None:
+    """1,000 commands queued for 100 offline devices: each is published exactly once when its
+    device comes back. The longest loop stall is measured and printed (bench/queue_drain.py
+    judges it; no time is asserted here)."""
+    from bench.queue_drain import RELAYS, device_ids, measure_queue_drain, row
+
+    ids = device_ids()
+    subentries = []
+    for hardware_id in ids:
+        sub = device(hardware_id, "wlte_relay", hardware_id, relays=RELAYS)
+        subentries.append({**sub, "data": dict(sub["data"]) | {"queue_minutes": 30}})
+    await hass.async_add_executor_job(
+        lambda: [peer.publish(f"wlte/{i}/status", "offline", True) for i in ids]
+    )
+    entry = await setup_hub(hass, tuple(subentries), **{CONF_COMMAND_TIMEOUT: 60.0})
+    await engine_subscribed(hass, entry)
+    engine = engine_of(entry)
+    await wait_for(lambda: all(engine.states[i].online is False for i in ids))
+    published: dict[str, int] = {}
+
+    def seen(_peer: PahoPeer, message: Any) -> None:
+        if message.topic.endswith("/set"):
+            command_id = message.payload.split('"id": "', 1)[1][:16]
+            published[command_id] = published.get(command_id, 0) + 1
+
+    await hass.async_add_executor_job(peer.subscribe, "wlte/+/relay/+/set")
+    peer.handlers.append(seen)
+
+    async def bring_online() -> None:
+        await hass.async_add_executor_job(
+            lambda: [peer.publish(f"wlte/{i}/status", "online", True) for i in ids]
+        )
+
+    result = await measure_queue_drain(engine, ids, bring_online, lambda: len(published))
+    print(row(result))
+    assert sorted(published) == sorted(result["command_ids"])
+    assert set(published.values()) == {1}
+    assert len(published) == 1000
+    await stop_hub(hass, entry)

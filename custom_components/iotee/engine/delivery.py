@@ -15,6 +15,7 @@ out again, inside the same record, as the device's retry policy allows
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -82,6 +83,9 @@ class Delivery:
         self._persist = persist
         self.queue: TargetQueue[Queued] = TargetQueue()
         self._sends: set[asyncio.Task[None]] = set()
+        self._released: deque[Queued] = deque()
+        """Commands whose device came back, waiting for their turn to be published."""
+        self._drain: asyncio.Task[None] | None = None
         tracker.on_timeout = self._retry
 
     async def async_dispatch(
@@ -125,11 +129,12 @@ class Delivery:
         delay = (record.queued_until - utcnow()).total_seconds()
         queued.expiry = self.hass.loop.call_later(max(delay, 0.0), self._expire, queued)
 
-    def _drop(self, queued: Queued) -> None:
+    def _drop(self, queued: Queued, *, left: bool = True) -> None:
         if queued.expiry is not None:
             queued.expiry.cancel()
             queued.expiry = None
-        queued.left.set()
+        if left:
+            queued.left.set()
 
     @callback
     def _expire(self, queued: Queued) -> None:
@@ -153,19 +158,44 @@ class Delivery:
     def release(self, hardware_id: str) -> None:
         """The device is online: publish what waited for it, oldest first."""
         for queued in self.queue.take_device(hardware_id):
-            self._drop(queued)
+            self._drop(queued, left=False)  # it leaves once it is being sent (waiters)
             if queued.record.status.is_terminal:
+                queued.left.set()
                 continue
-            config = self._book.devices.get(hardware_id, queued.config)
-            # The confirmation deadline starts now: the command waited for its device before.
-            queued.record.deadline = utcnow() + timedelta(seconds=self._timeout())
-            task = self.hass.async_create_task(
-                self._async_send(queued.record, config, queued.spec),
-                f"iotee publish queued {queued.record.command_id}",
-                eager_start=True,
+            queued.config = self._book.devices.get(hardware_id, queued.config)
+            self._released.append(queued)
+        if self._released and self._drain is None:
+            self._drain = self.hass.async_create_background_task(
+                self._async_drain(), "iotee publish queued commands"
             )
-            self._sends.add(task)
-            task.add_done_callback(self._sends.discard)
+
+    async def _async_drain(self) -> None:
+        """Publish released commands one per turn of the event loop.
+
+        A reconnecting broker hands over many devices' "online" in one read: started all at
+        once, their publishes would hold the loop for the whole batch.
+        """
+        try:
+            while self._released:
+                queued = self._released.popleft()
+                record, config, spec = queued.record, queued.config, queued.spec
+                if record.status.is_terminal:
+                    queued.left.set()
+                    continue
+                # The confirmation deadline starts now: the command waited for its device.
+                record.deadline = utcnow() + timedelta(seconds=self._timeout())
+                task = self.hass.async_create_task(
+                    self._async_send(record, config, spec),
+                    f"iotee publish queued {record.command_id}",
+                    eager_start=True,
+                )
+                if not task.done():
+                    self._sends.add(task)
+                    task.add_done_callback(self._sends.discard)
+                queued.left.set()  # tracked now (or ended): waiters follow it from here
+                await asyncio.sleep(0)
+        finally:
+            self._drain = None
 
     def unqueue(self, target: tuple[str, str]) -> CommandRecord | None:
         """Take the command queued for ``target`` out of the queue (it is being superseded)."""
@@ -176,8 +206,15 @@ class Delivery:
         return queued.record
 
     def waiting(self, command_id: str) -> Queued | None:
-        """Return the queue entry of a command, while it waits."""
-        return next((q for q in self.queue.values() if q.record.command_id == command_id), None)
+        """Return the queue entry of a command, while it waits (also for its publish turn)."""
+        return next(
+            (
+                q
+                for q in [*self.queue.values(), *self._released]
+                if q.record.command_id == command_id
+            ),
+            None,
+        )
 
     def queued_records(self) -> list[CommandRecord]:
         """Return the commands waiting for their devices."""
@@ -189,6 +226,9 @@ class Delivery:
             self._drop(queued)
         for task in self._sends:
             task.cancel()
+        if self._drain is not None:
+            self._drain.cancel()
+        self._released.clear()
 
     # ---- publishing ----------------------------------------------------------------------
 
