@@ -155,6 +155,9 @@ class CommandEngine:
         self._store_retry: asyncio.TimerHandle | None = None
         self._last: dict[tuple[str, str], CommandRecord] = {}
         """The newest command of each target (what the entities show as ``last_command_*``)."""
+        self._follow_ups: dict[str, tuple[CommandRecord, str, asyncio.TimerHandle]] = {}
+        """Second publishes due (JOG done by IoTee: OFF after ON) by command id: the command,
+        the payload and the timer."""
 
     # ---- devices -------------------------------------------------------------------------
 
@@ -379,6 +382,7 @@ class CommandEngine:
             unsubscribe()
         self._unsubscribes.clear()
         self._cancel_subscribe_watchers()
+        await self._async_follow_ups_now()
         for tracked in self._open.values():
             if tracked.timer is not None:
                 tracked.timer.cancel()
@@ -509,7 +513,11 @@ class CommandEngine:
             payload=config.render(spec.payload, relay_arg, command_id=command_id, action=name),
             params=checked_params,
             created_at=now,
-            deadline=now + timedelta(seconds=self.settings.command_timeout),
+            deadline=now
+            + timedelta(
+                seconds=self.settings.command_timeout
+                + (spec.follow_up.after if spec.follow_up is not None else 0.0)
+            ),
             retry_of=retry_of,
             source=source,
             caller=caller,
@@ -578,10 +586,59 @@ class CommandEngine:
             return
         if record.status is CommandStatus.PENDING:
             self._move(tracked, CommandStatus.PUBLISHED)
+        if spec.follow_up is not None:
+            payload = config.render(
+                spec.follow_up.payload,
+                record.relay,
+                command_id=record.command_id,
+                action=record.command,
+            )
+            handle = self.hass.loop.call_later(
+                spec.follow_up.after, self._follow_up_due, record, payload
+            )
+            self._follow_ups[record.command_id] = (record, payload, handle)
+
+    @callback
+    def _follow_up_due(self, record: CommandRecord, payload: str) -> None:
+        self._follow_ups.pop(record.command_id, None)
+        self.hass.async_create_task(
+            self._async_follow_up(record, payload), f"iotee follow-up {record.command_id}"
+        )
+
+    async def _async_follow_up(self, record: CommandRecord, payload: str) -> None:
+        """The second publish of a command (JOG by IoTee: OFF), even if the command already
+        ended: the relay must open again. A failed publish fails a command still open."""
+        try:
+            await mqtt.async_publish(
+                self.hass, record.topic, payload, qos=self.settings.qos, retain=False
+            )
+        except HomeAssistantError as err:
+            _LOGGER.error("Could not open %s again after its JOG: %s", record.target, err)
+            tracked = self._open.get(record.command_id)
+            if tracked is not None:
+                self._end(
+                    tracked,
+                    CommandStatus.FAILED,
+                    ErrorCode.PUBLISH_FAILED,
+                    f"second publish failed: {err}",
+                )
+
+    async def _async_follow_ups_now(self) -> None:
+        """Stopping: make the second publishes due now rather than never."""
+        due = list(self._follow_ups.values())
+        self._follow_ups.clear()
+        for record, payload, handle in due:
+            handle.cancel()
+            await self._async_follow_up(record, payload)
 
     def _supersede(self, record: CommandRecord) -> None:
         """End the open command to ``record``'s target, and stop crediting late answers on that
         target to older commands: from now on a state the device reports answers ``record``."""
+        for command_id, (older, _payload, handle) in list(self._follow_ups.items()):
+            if older.target == record.target:
+                # A newer command to the relay decides its state: no OFF of an older JOG.
+                handle.cancel()
+                del self._follow_ups[command_id]
         previous = self._by_target.get(record.target)
         if previous is not None and not previous.record.status.is_terminal:
             self._end(

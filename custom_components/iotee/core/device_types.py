@@ -102,6 +102,18 @@ class StateValue:
 
 
 @dataclass(frozen=True, slots=True)
+class FollowUp:
+    """A second publish IoTee makes itself, ``after`` seconds after the command's publish.
+
+    A JOG done by IoTee for a device without a pulse of its own: the ON payload, then the OFF
+    payload (a template like the command's) once the relay has been closed for ``after`` s.
+    """
+
+    payload: str
+    after: float
+
+
+@dataclass(frozen=True, slots=True)
 class CommandSpec:
     """How one command is sent and confirmed."""
 
@@ -112,6 +124,8 @@ class CommandSpec:
     confirmation: Confirmation
     lock_state: str | None = None
     """For lock commands: the lock state the device reports once done ("1" locked)."""
+    follow_up: FollowUp | None = None
+    """A second publish IoTee makes on the same topic (JOG as ON, then OFF)."""
 
 
 @dataclass(frozen=True, slots=True)
