@@ -60,6 +60,10 @@ async def test_shelly_asks_for_prefix_src_and_jog_then_relays(hass: HomeAssistan
     entry = hub_entry(hass)
     result = await start(hass, entry, "shelly_gen2", "shellyplus2pm-a1")
     assert result["step_id"] == "settings"
+    # The type as the type picker names it, not its key.
+    assert result["description_placeholders"] == {
+        "device_type": "Shelly Gen2+ relay (Plus, Pro, Gen3, Gen4) over MQTT RPC"
+    }
     assert defaults(result) == {
         "topic_prefix": "shellyplus2pm-a1",
         "src": "iotee-shellyplus2pm-a1",

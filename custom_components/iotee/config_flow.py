@@ -486,7 +486,9 @@ class DeviceSubentryFlow(CustomDeviceFlow):
             step_id="settings",
             data_schema=self.add_suggested_values_to_schema(schema, user_input or {}),
             errors=errors,
-            description_placeholders={"device_type": dtype.name},
+            description_placeholders={
+                "device_type": await _async_type_name(self.hass, dtype.name)
+            },
         )
 
     async def async_step_relays(
