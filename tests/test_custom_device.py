@@ -219,7 +219,8 @@ async def test_user_defined_device_through_the_flow_commanded_end_to_end(
     assert result["errors"] == {cd.SUCCESS_VALUES: "invalid_values"}
     result = await step(hass, result, answers)
     assert result["step_id"] == "relays"
-    result = await step(hass, result, {"relays": 2, "relay_locks": []})
+    result = await step(hass, result, {"relays": 2})
+    result = await step(hass, result, {"relay_locks": []})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
 

@@ -70,6 +70,7 @@ ISSUE_STORE_WRITE_FAILED = "store_write_failed"
 type CommandListener = Callable[[CommandRecord, CommandStatus | None], None]
 type DeviceListener = Callable[[DeviceConfig, DeviceState], None]
 type DiscoveryListener = Callable[[DeviceType, str], None]
+type RemovalListener = Callable[[Removal], None]
 
 
 @dataclass(slots=True)
@@ -78,6 +79,15 @@ class EngineSettings:
 
     command_timeout: float = 10.0
     qos: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """Commands left the history: one deleted (``command_id``), or a purge (cutoff, count)."""
+
+    command_id: str | None = None
+    cutoff: datetime | None = None
+    count: int = 1
 
 
 @dataclass(slots=True)
@@ -143,6 +153,7 @@ class CommandEngine:
         self._device_listeners: list[DeviceListener] = []
         self._hardware_listeners: dict[str, list[DeviceListener]] = {}
         self._discovery_listeners: list[DiscoveryListener] = []
+        self._removal_listeners: list[RemovalListener] = []
         self._unsubscribes: list[CALLBACK_TYPE] = []
         self._writes: set[asyncio.Task[None]] = set()
         self.subscription_filters: list[str] = []
@@ -260,6 +271,15 @@ class CommandEngine:
         """Call ``listener(device_type, mqtt_id)`` when an unconfigured device says online."""
         self._discovery_listeners.append(listener)
         return lambda: self._discovery_listeners.remove(listener)
+
+    @callback
+    def add_removal_listener(self, listener: RemovalListener) -> CALLBACK_TYPE:
+        """Call ``listener(removal)`` once commands were deleted or purged, by whichever door."""
+        return _add_listener(self._removal_listeners, listener)
+
+    def _removed(self, removal: Removal) -> None:
+        for listener in list(self._removal_listeners):
+            listener(removal)
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -1076,7 +1096,9 @@ class CommandEngine:
         self._forget_late(lambda t: t.record.command_id == command_id)
         if self._writes:
             await asyncio.gather(*list(self._writes), return_exceptions=True)
-        return await self.store.delete(command_id)
+        if deleted := await self.store.delete(command_id):
+            self._removed(Removal(command_id=command_id))
+        return deleted
 
     async def async_purge(self, older_than_days: float) -> tuple[datetime, int]:
         """Delete finished commands older than ``older_than_days``; return cutoff and count."""
@@ -1085,7 +1107,9 @@ class CommandEngine:
         self._forget_late(lambda t: t.record.created_at < cutoff)
         if self._writes:
             await asyncio.gather(*list(self._writes), return_exceptions=True)
-        return cutoff, await self.store.purge(cutoff)
+        if count := await self.store.purge(cutoff):
+            self._removed(Removal(cutoff=cutoff, count=count))
+        return cutoff, count
 
     def open_commands(self) -> Iterable[CommandRecord]:
         """Return the commands being tracked now."""

@@ -241,6 +241,7 @@ def custom_device_type(data: Mapping[str, Any]) -> DeviceType:
     reading = (StateValue((value_on,), (value_off,), path=path),) if state_topic else ()
     return DeviceType(
         name=CUSTOM,
+        model="Custom MQTT lock" if is_lock else "Custom MQTT relays",
         commands=commands,
         availability_topic=_text(data, AVAILABILITY_TOPIC),
         payload_online=_text(data, PAYLOAD_ONLINE, "online"),

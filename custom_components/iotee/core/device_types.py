@@ -133,6 +133,7 @@ class DeviceType:
     """A family of devices speaking one MQTT contract."""
 
     name: str
+    """The family's key (stored with devices and commands, ``model_id`` in the device registry)."""
     commands: Mapping[str, CommandSpec]
     availability_topic: str
     payload_online: str
@@ -163,6 +164,8 @@ class DeviceType:
     relay_key_pattern: str = ""
     """The default name of relay ``{relay}`` when the device has several (``state_l{relay}``)."""
     max_relays: int = 32
+    model: str = ""
+    """The family's name for people: the model Home Assistant's device registry shows."""
 
     @property
     def has_lock(self) -> bool:
@@ -234,6 +237,7 @@ def _relay_command(name: str, topic: str, payload: str, confirm: Confirmation) -
 
 IOTEE_DEVICE = DeviceType(
     name="iotee_device",
+    model="IoTee lock controller",
     commands={
         "lock": CommandSpec(
             "lock",
@@ -272,6 +276,7 @@ _WLTE_PAYLOAD = '{{"id": "{command_id}", "action": "{action}"}}'
 
 WLTE_RELAY = DeviceType(
     name="wlte_relay",
+    model="WLTE relay controller",
     commands={
         action: _relay_command(action, _WLTE_SET, _WLTE_PAYLOAD, _WLTE_RESULT)
         for action in ("ON", "OFF", "JOG")
@@ -290,6 +295,7 @@ _TASMOTA_STAT = "stat/{mqtt_id}/POWER{relay}"
 
 TASMOTA = DeviceType(
     name="tasmota",
+    model="Tasmota relay",
     commands={
         "ON": _relay_command(
             "ON", _TASMOTA_CMND, "ON", SequenceConfirmation(_TASMOTA_STAT, ("ON",))
@@ -331,6 +337,7 @@ def _shelly_frame(method: str, params: str) -> str:
 
 SHELLY_GEN2 = DeviceType(
     name="shelly_gen2",
+    model="Shelly Gen2+ relay",
     commands={
         "ON": _relay_command(
             "ON",
@@ -384,6 +391,7 @@ Z2M_LOCK_FAILURES = ("not_fully_locked",)
 
 ZIGBEE2MQTT_LOCK = DeviceType(
     name="zigbee2mqtt_lock",
+    model="Zigbee2MQTT lock",
     commands={
         name: CommandSpec(
             name,
@@ -415,6 +423,7 @@ ZIGBEE2MQTT_LOCK = DeviceType(
 
 ZIGBEE2MQTT_SWITCH = DeviceType(
     name="zigbee2mqtt_switch",
+    model="Zigbee2MQTT switch",
     commands={
         action: _relay_command(
             action,
@@ -447,6 +456,7 @@ ESPHOME_LOCK_FAILURES = ("JAMMED",)
 
 ESPHOME_LOCK = DeviceType(
     name="esphome_lock",
+    model="ESPHome lock",
     commands={
         name: CommandSpec(
             name,
@@ -472,6 +482,7 @@ _ESPHOME_SWITCH = "{topic_prefix}/switch/{relay_key}"
 
 ESPHOME_SWITCH = DeviceType(
     name="esphome_switch",
+    model="ESPHome switch",
     commands={
         action: _relay_command(
             action,
@@ -494,7 +505,12 @@ ESPHOME_SWITCH = DeviceType(
 )
 
 CUSTOM_TYPE = DeviceType(
-    name="custom", commands={}, availability_topic="", payload_online="", payload_offline=""
+    name="custom",
+    model="Custom MQTT device",
+    commands={},
+    availability_topic="",
+    payload_online="",
+    payload_offline="",
 )
 """Stands for "a device the user describes" where a type is named (the type picker, the API);
 each such device gets its own DeviceType (``core/custom_device.py``)."""
