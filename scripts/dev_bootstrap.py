@@ -246,7 +246,8 @@ class Bootstrap:
                 continue
             answers: dict[str, dict[str, Any]] = {
                 "user": {k: device[k] for k in ("name", "device_type", "hardware_id")},
-                "relays": {"relays": device.get("relays", 1), "relay_locks": []},
+                "relays": {"relays": device.get("relays", 1)},
+                "relay_locks": {"relay_locks": []},
             }
             for step, fields in device.get("steps", {}).items():
                 answers[step] = answers.get(step, {}) | fields

@@ -381,7 +381,8 @@ async def add_porch(hass: HomeAssistant, peer: PahoPeer) -> tuple[MockConfigEntr
     result = await step(
         hass, result, {k: PORCH[k] for k in (cd.STATE_TOPIC, cd.VALUE_ON, cd.VALUE_OFF)}
     )
-    result = await step(hass, result, {"relays": 2, "relay_locks": []})
+    result = await step(hass, result, {"relays": 2})
+    result = await step(hass, result, {"relay_locks": []})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
     await wait_for(lambda: "porch" in engine_of(entry).devices)
