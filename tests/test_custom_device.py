@@ -13,7 +13,7 @@ from homeassistant.data_entry_flow import FlowResultType
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.iotee.const import SUBENTRY_DEVICE
+from custom_components.iotee.const import CONF_COMMAND_TIMEOUT, SUBENTRY_DEVICE
 from custom_components.iotee.core import custom_device as cd
 from custom_components.iotee.core.device_config import DeviceConfig
 from custom_components.iotee.core.device_types import FollowUp
@@ -453,3 +453,67 @@ async def test_stopping_sends_a_due_off_at_once(
     await wait_for(lambda: received == ["porch/2/set ON"])
     await stop_hub(hass, entry)
     await wait_for(lambda: received == ["porch/2/set ON", "porch/2/set OFF"])
+
+
+# ---- a device that never confirms: commands end published ----------------------------------
+
+
+async def test_device_that_never_confirms_ends_published_and_stays_so(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry, peer: PahoPeer
+) -> None:
+    """A doorbell relay that only listens: each command ends ``published`` at once, never
+    times out, is one outcome on the Activity page, and is not recovered as open on restart."""
+    entry = await setup_hub(hass, (), **{CONF_COMMAND_TIMEOUT: 0.3})
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_DEVICE), context={"source": SOURCE_USER}
+    )
+    result = await step(
+        hass, result, {"name": "Bell", "device_type": "custom", "hardware_id": "bell"}
+    )
+    first = {cd.KIND: cd.KIND_RELAYS, cd.COMMAND_TOPIC: "bell/{relay}/ring"}
+    result = await step(hass, result, first | {cd.CONFIRM: cd.CONFIRM_NONE})
+    result = await step(hass, result, {cd.PAYLOAD_ON: "1", cd.PAYLOAD_OFF: "0", cd.JOG: "none"})
+    assert result["step_id"] == "relays"
+    result = await step(hass, result, {"relays": 1})
+    result = await step(hass, result, {"relay_locks": []})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    await wait_for(lambda: "bell" in engine_of(entry).devices)
+    engine = engine_of(entry)
+    await engine_subscribed(hass, entry)
+    assert "" not in engine.subscription_filters
+    received: list[str] = []
+    peer.handlers.append(lambda _c, m: received.append(f"{m.topic} {m.payload}"))
+    await hass.async_add_executor_job(peer.subscribe, "bell/+/ring")
+    outcomes: list[str] = []
+    hass.bus.async_listen(
+        "iotee_command_outcome", lambda event: outcomes.append(event.data["status"])
+    )
+
+    record = await engine.async_submit("bell", "ON", 1, source="test")
+    final = await engine.async_wait(record.command_id, 5)
+    assert final.status is CommandStatus.PUBLISHED
+    assert final.finished
+    assert engine.open_command(record.command_id) is None
+    await wait_for(lambda: received == ["bell/1/ring 1"])
+    await asyncio.sleep(0.5)  # past the 0.3 s command timeout
+    await hass.async_block_till_done()
+    stored = await engine.async_get(record.command_id)
+    assert stored is not None
+    assert stored.status is CommandStatus.PUBLISHED
+    assert outcomes == ["published"]
+    state = hass.states.get("switch.bell_relay_1")
+    assert state is not None
+    assert state.state == "unknown"  # the device never says
+    assert state.attributes["last_command_status"] == "published"
+
+    await stop_hub(hass, entry)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    again = await engine_of(entry).async_get(record.command_id)
+    assert again is not None
+    assert again.status is CommandStatus.PUBLISHED
+    assert [t.status for t in again.transitions] == [
+        CommandStatus.PENDING,
+        CommandStatus.PUBLISHED,
+    ]

@@ -94,7 +94,7 @@ class CustomDeviceFlow(ConfigSubentryFlow):
                 cd.CONFIRM, default=self._value(cd.CONFIRM, cd.CONFIRM_STATE)
             ): SelectSelector(
                 SelectSelectorConfig(
-                    options=[cd.CONFIRM_STATE, cd.CONFIRM_RESULT],
+                    options=[cd.CONFIRM_STATE, cd.CONFIRM_RESULT, cd.CONFIRM_NONE],
                     translation_key="custom_confirm",
                     mode=SelectSelectorMode.LIST,
                 )
@@ -150,6 +150,8 @@ class CustomDeviceFlow(ConfigSubentryFlow):
             return self._form("custom_payloads", schema, user_input, errors)
         if self._data.get(cd.CONFIRM) == cd.CONFIRM_RESULT:
             return await self.async_step_custom_result()
+        if self._data.get(cd.CONFIRM) == cd.CONFIRM_NONE:
+            return await self._async_after_custom()
         return await self.async_step_custom_state()
 
     async def async_step_custom_state(

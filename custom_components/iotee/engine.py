@@ -38,7 +38,13 @@ from homeassistant.helpers import issue_registry as ir
 
 from .const import DOMAIN, EVENT_COMMAND_STATUS
 from .core.device_config import DeviceConfig, DeviceState
-from .core.device_types import DEVICE_TYPES, CommandSpec, DeviceType, topic_filter as filter_for
+from .core.device_types import (
+    DEVICE_TYPES,
+    CommandSpec,
+    DeviceType,
+    NoConfirmation,
+    topic_filter as filter_for,
+)
 from .core.errors import (
     InvalidRelayError,
     NotRetryableError,
@@ -50,7 +56,7 @@ from .core.matcher import ConfirmationMatcher, Verdict
 from .core.model import CommandRecord, CommandStatus, ErrorCode, new_command_id, utcnow
 from .core.params import check_params
 from .core.state_parser import read_state
-from .core.store import AsyncCommandStore, StoreFaultError
+from .core.store import AsyncCommandStore, StoreFaultError, WritesPendingError
 from .core.zigbee2mqtt import BridgeDevice, bridge_topics, parse_bridge_devices
 
 _LOGGER = logging.getLogger(__name__)
@@ -391,7 +397,8 @@ class CommandEngine:
                 for t in (dtype.availability_topic, dtype.lock_state_topic, dtype.relay_state_topic)
                 if t
             ]
-            templates += [spec.confirmation.topic for spec in dtype.commands.values()]
+            confirmations = (spec.confirmation for spec in dtype.commands.values())
+            templates += [c.topic for c in confirmations if c.topic]
             for template in templates:
                 filters[filter_for(template, values)] = None
         return list(filters)
@@ -533,11 +540,7 @@ class CommandEngine:
             payload=config.render(spec.payload, relay_arg, command_id=command_id, action=name),
             params=checked_params,
             created_at=now,
-            deadline=now
-            + timedelta(
-                seconds=self.settings.command_timeout
-                + (spec.follow_up.after if spec.follow_up is not None else 0.0)
-            ),
+            deadline=now + timedelta(seconds=self._confirmation_window(spec)),
             retry_of=retry_of,
             source=source,
             caller=caller,
@@ -552,6 +555,15 @@ class CommandEngine:
         self._notify(record, None)
         await self._async_dispatch(record, config, spec)
         return record
+
+    def _confirmation_window(self, spec: CommandSpec) -> float:
+        """Seconds a command has for its confirmation: none for a device that never confirms
+        (the record's deadline is then its creation), the JOG's duration on top of the timeout
+        when IoTee publishes twice."""
+        if isinstance(spec.confirmation, NoConfirmation):
+            return 0.0
+        pause = spec.follow_up.after if spec.follow_up is not None else 0.0
+        return self.settings.command_timeout + pause
 
     async def _async_dispatch(
         self, record: CommandRecord, config: DeviceConfig, spec: CommandSpec
@@ -617,6 +629,9 @@ class CommandEngine:
                 spec.follow_up.after, self._follow_up_due, record, payload
             )
             self._follow_ups[record.command_id] = (record, payload, handle)
+        if record.finished:
+            # A device that never confirms: published is all there is to know.
+            self._untrack(tracked)
 
     @callback
     def _follow_up_due(self, record: CommandRecord, payload: str) -> None:
@@ -678,8 +693,9 @@ class CommandEngine:
         self._open[record.command_id] = tracked
         self._by_topic.setdefault(topic, []).append(tracked)
         self._by_target[record.target] = tracked
-        delay = (record.deadline - utcnow()).total_seconds()
-        tracked.timer = self.hass.loop.call_later(max(delay, 0.0), self._on_deadline, tracked)
+        if record.awaits_confirmation:
+            delay = (record.deadline - utcnow()).total_seconds()
+            tracked.timer = self.hass.loop.call_later(max(delay, 0.0), self._on_deadline, tracked)
         return tracked
 
     @callback
@@ -798,6 +814,11 @@ class CommandEngine:
 
     def _store_failed(self, err: StoreFaultError) -> None:
         """Report a store fault once (log and repair issue); retry kept writes periodically."""
+        if isinstance(err, WritesPendingError) and not self.store.pending_writes:
+            # Reported late: what that write kept back has been written since (by the next
+            # command's insert, say), so the store works; reporting it now would raise an issue
+            # that nothing clears.
+            return
         if self.store_fault is None:
             _LOGGER.error(
                 "Cannot write the command store %s: %s. Commands keep running; status changes"

@@ -43,7 +43,7 @@ class _TrackedLock(IoteeEntity, LockEntity):
 
     def _in_flight(self, command: str) -> bool:
         last = self._last
-        return last is not None and last.command == command and not last.status.is_terminal
+        return last is not None and last.command == command and not last.finished
 
     @property
     def is_locking(self) -> bool:

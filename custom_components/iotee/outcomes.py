@@ -77,7 +77,7 @@ def async_setup_outcomes(hass: HomeAssistant) -> None:
     def attach(engine: CommandEngine) -> Any:
         @callback
         def changed(record: CommandRecord, old: CommandStatus | None) -> None:
-            if old is None or old is record.status or not record.status.is_terminal:
+            if old is None or old is record.status or not record.finished:
                 return
             hass.bus.async_fire(
                 EVENT_COMMAND_OUTCOME,

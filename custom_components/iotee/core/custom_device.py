@@ -10,7 +10,8 @@ IoTee publishes to or listens on never contain ``+`` or ``#``.
 
 Confirmation: ``state`` (the state topic, or a field of its JSON, equals the target value; a JOG
 is the on value then the off value) or ``result`` (a JSON result naming the command id in
-``id_field``; ``status_field`` holds one of the success or failure values).
+``id_field``; ``status_field`` holds one of the success or failure values) or ``none`` (the
+device never answers: a command ends ``published`` once the broker has it, never completed).
 
 JOG: none, the device's own pulse (``payload_jog``), or done by IoTee: the ON payload, then the
 OFF payload ``jog_seconds`` later, one command confirmed by the state going on and then off (so
@@ -31,6 +32,7 @@ from .device_types import (
     Confirmation,
     DeviceType,
     FollowUp,
+    NoConfirmation,
     ResultConfirmation,
     SequenceConfirmation,
     StateValue,
@@ -46,6 +48,7 @@ COMMAND_TOPIC = "command_topic"
 CONFIRM = "confirm"
 CONFIRM_STATE = "state"
 CONFIRM_RESULT = "result"
+CONFIRM_NONE = "none"
 AVAILABILITY_TOPIC = "availability_topic"
 PAYLOAD_ONLINE = "payload_online"
 PAYLOAD_OFFLINE = "payload_offline"
@@ -202,6 +205,8 @@ def custom_device_type(data: Mapping[str, Any]) -> DeviceType:
     value_on, value_off = _text(data, VALUE_ON), _text(data, VALUE_OFF)
 
     def confirmation(*values: str) -> Confirmation:
+        if data.get(CONFIRM) == CONFIRM_NONE:
+            return NoConfirmation()
         if by_state:
             return SequenceConfirmation(state_topic, values, path=path)
         return ResultConfirmation(

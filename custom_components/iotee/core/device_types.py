@@ -81,7 +81,15 @@ class RpcConfirmation:
     topic: str
 
 
-type Confirmation = SequenceConfirmation | ResultConfirmation | RpcConfirmation
+@dataclass(frozen=True, slots=True)
+class NoConfirmation:
+    """The device never confirms (a user-defined device that only listens): a command ends
+    ``published`` once HA's MQTT client has handed it to the broker, and says so plainly."""
+
+    topic: str = ""
+
+
+type Confirmation = SequenceConfirmation | ResultConfirmation | RpcConfirmation | NoConfirmation
 
 
 @dataclass(frozen=True, slots=True)
