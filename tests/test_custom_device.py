@@ -20,6 +20,7 @@ from custom_components.iotee.core.device_types import FollowUp
 from custom_components.iotee.core.matcher import ConfirmationMatcher, Verdict
 from custom_components.iotee.core.model import CommandStatus, ErrorCode
 from custom_components.iotee.core.state_parser import Reading, read_state
+from custom_components.iotee.engine import CommandEngine
 
 from .broker import Message, PahoPeer
 from .conftest import wait_for
@@ -164,6 +165,24 @@ async def step(hass: HomeAssistant, result: dict[str, Any], data: dict[str, Any]
     return await hass.config_entries.subentries.async_configure(result["flow_id"], data)
 
 
+async def finish_relays(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    result: dict[str, Any],
+    hardware_id: str,
+    relays: int,
+) -> CommandEngine:
+    """Answer the relays steps (no lock relay); return the engine once it follows the device."""
+    assert result["step_id"] == "relays"
+    result = await step(hass, result, {"relays": relays})
+    result = await step(hass, result, {"relay_locks": []})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    await wait_for(lambda: hardware_id in engine_of(entry).devices)
+    await engine_subscribed(hass, entry)
+    return engine_of(entry)
+
+
 def answering_device(peer: PahoPeer, outcome: str = "ok") -> list[Message]:
     """Make ``peer`` the gate: answer each command on its relay's ack topic."""
     received: list[Message] = []
@@ -218,15 +237,7 @@ async def test_user_defined_device_through_the_flow_commanded_end_to_end(
     result = await step(hass, result, answers | {cd.SUCCESS_VALUES: ""})
     assert result["errors"] == {cd.SUCCESS_VALUES: "invalid_values"}
     result = await step(hass, result, answers)
-    assert result["step_id"] == "relays"
-    result = await step(hass, result, {"relays": 2})
-    result = await step(hass, result, {"relay_locks": []})
-    assert result["type"] is FlowResultType.CREATE_ENTRY
-    await hass.async_block_till_done()
-
-    await wait_for(lambda: "gate1" in engine_of(entry).devices)
-    engine = engine_of(entry)
-    await engine_subscribed(hass, entry)
+    engine = await finish_relays(hass, entry, result, "gate1", 2)
     await hass.async_add_executor_job(peer.subscribe, "home/gate/+/cmd")
     received = answering_device(peer)
     await hass.async_add_executor_job(peer.publish, "home/gate/alive", "yes", True)
@@ -381,12 +392,7 @@ async def add_porch(hass: HomeAssistant, peer: PahoPeer) -> tuple[MockConfigEntr
     result = await step(
         hass, result, {k: PORCH[k] for k in (cd.STATE_TOPIC, cd.VALUE_ON, cd.VALUE_OFF)}
     )
-    result = await step(hass, result, {"relays": 2})
-    result = await step(hass, result, {"relay_locks": []})
-    assert result["type"] is FlowResultType.CREATE_ENTRY
-    await hass.async_block_till_done()
-    await wait_for(lambda: "porch" in engine_of(entry).devices)
-    await engine_subscribed(hass, entry)
+    await finish_relays(hass, entry, result, "porch", 2)
     await hass.async_add_executor_job(peer.subscribe, "porch/+/set")
     return entry, porch_device(peer)
 
@@ -473,14 +479,7 @@ async def test_device_that_never_confirms_ends_published_and_stays_so(
     first = {cd.KIND: cd.KIND_RELAYS, cd.COMMAND_TOPIC: "bell/{relay}/ring"}
     result = await step(hass, result, first | {cd.CONFIRM: cd.CONFIRM_NONE})
     result = await step(hass, result, {cd.PAYLOAD_ON: "1", cd.PAYLOAD_OFF: "0", cd.JOG: "none"})
-    assert result["step_id"] == "relays"
-    result = await step(hass, result, {"relays": 1})
-    result = await step(hass, result, {"relay_locks": []})
-    assert result["type"] is FlowResultType.CREATE_ENTRY
-    await hass.async_block_till_done()
-    await wait_for(lambda: "bell" in engine_of(entry).devices)
-    engine = engine_of(entry)
-    await engine_subscribed(hass, entry)
+    engine = await finish_relays(hass, entry, result, "bell", 1)
     assert "" not in engine.subscription_filters
     received: list[str] = []
     peer.handlers.append(lambda _c, m: received.append(f"{m.topic} {m.payload}"))
