@@ -42,6 +42,38 @@ DEVICES = (
         "hardware_id": "garden-board",
         "relays": 2,
     },
+    {
+        "name": "Pool pump",
+        "device_type": "tasmota",
+        "hardware_id": "pool-pump",
+        "relays": 2,
+        "steps": {"relays": {"mqtt_topic": "pool"}},
+    },
+    {
+        "name": "Hall lights",
+        "device_type": "zigbee2mqtt_switch",
+        "hardware_id": "hall_lights",
+        "relays": 2,
+    },
+    {"name": "Shed lock", "device_type": "esphome_lock", "hardware_id": "shed-lock"},
+    {
+        # A user-defined device: it describes the ESPHome switch contract of the simulated
+        # "porch-board", as a user would describe firmware IoTee does not know.
+        "name": "Porch relays",
+        "device_type": "custom",
+        "hardware_id": "porch-relays",
+        "relays": 2,
+        "steps": {
+            "custom": {
+                "kind": "relays",
+                "command_topic": "porch-board/switch/relay_{relay}/command",
+                "confirm": "state",
+                "availability_topic": "porch-board/status",
+            },
+            "custom_payloads": {"payload_on": "ON", "payload_off": "OFF", "jog": "none"},
+            "custom_state": {"state_topic": "porch-board/switch/relay_{relay}/state"},
+        },
+    },
 )
 """The simulated devices (``scripts/develop`` starts them): one of each family. Their settings
 are the add-device flow's defaults (topic prefix / friendly name = hardware id)."""
@@ -153,6 +185,24 @@ class Bootstrap:
             raise RuntimeError(f"flow {start} ended as {result}")
         return result
 
+    async def confirm_http_config(self) -> None:
+        """Confirm the HTTP settings of configuration.yaml, as an administrator would.
+
+        Home Assistant 2026.10 moves YAML ``http:`` settings into a trial that it reverts,
+        restarting, five minutes later unless an administrator confirms it
+        (``http/config/promote``). Nothing pending (a later run) is fine.
+        """
+        async with self.session.ws_connect(self.base + "/api/websocket") as socket:
+            assert (await socket.receive_json())["type"] == "auth_required"
+            await socket.send_json({"type": "auth", "access_token": self.token})
+            if (await socket.receive_json())["type"] != "auth_ok":
+                raise RuntimeError("websocket authentication failed")
+            await socket.send_json({"id": 1, "type": "http/config/promote"})
+            while (answer := await socket.receive_json()).get("id") != 1:
+                pass
+            if not answer["success"]:
+                print(f"develop: HTTP settings: {answer['error']['message']}", flush=True)
+
     async def entries(self, domain: str) -> list[dict[str, Any]]:
         """Return the config entries of ``domain``."""
         entries = await self.request("GET", f"/api/config/config_entries/entry?domain={domain}")
@@ -194,10 +244,13 @@ class Bootstrap:
         for device in DEVICES:
             if device["hardware_id"] in added:
                 continue
-            answers = {
+            answers: dict[str, dict[str, Any]] = {
                 "user": {k: device[k] for k in ("name", "device_type", "hardware_id")},
-                "relays": {"relays": device.get("relays", 1), "relay_locks": []},
+                "relays": {"relays": device.get("relays", 1)},
+                "relay_locks": {"relay_locks": []},
             }
+            for step, fields in device.get("steps", {}).items():
+                answers[step] = answers.get(step, {}) | fields
             await self.run_flow(
                 "/api/config/config_entries/subentries/flow",
                 {"handler": [hub["entry_id"], "device"]},
@@ -229,6 +282,7 @@ async def main() -> int:
         await bootstrap.wait_until_up()
         await bootstrap.onboard()
         await bootstrap.drop_onboarding_extras()
+        await bootstrap.confirm_http_config()
         await bootstrap.configure(args.mqtt_port)
         state = bootstrap.state
     print(

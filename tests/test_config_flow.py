@@ -256,9 +256,17 @@ async def test_add_device_errors(hass: HomeAssistant) -> None:
     assert result["errors"] == {CONF_HARDWARE_ID: "already_configured"}
 
 
+def lock_relay_options(result: dict) -> list[str]:
+    """The relays the relay_locks step offers."""
+    assert result["step_id"] == "relay_locks"
+    (field,) = result["data_schema"].schema.values()
+    return [str(option) for option in field.config["options"]]
+
+
 @pytest.mark.usefixtures("mqtt_config_entry")
 async def test_add_tasmota_device_with_relays(hass: HomeAssistant) -> None:
-    """A relay device asks for relays, lock relays and (Tasmota) its topic."""
+    """A relay device asks for relays and (Tasmota) its topic, then which of exactly its relays
+    drive a lock; another relay is refused."""
     entry = hub_entry(hass)
     result = await _start_subentry(hass, entry)
     result = await hass.config_entries.subentries.async_configure(
@@ -267,15 +275,20 @@ async def test_add_tasmota_device_with_relays(hass: HomeAssistant) -> None:
     )
     assert result["step_id"] == "relays"
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {CONF_RELAYS: 2, CONF_RELAY_LOCKS: ["3"], CONF_MQTT_TOPIC: "pump"}
-    )
-    assert result["errors"] == {CONF_RELAY_LOCKS: "invalid_relay_lock"}
-    result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {CONF_RELAYS: 2, CONF_RELAY_LOCKS: [], CONF_MQTT_TOPIC: "bad topic"}
+        result["flow_id"], {CONF_RELAYS: 2, CONF_MQTT_TOPIC: "bad topic"}
     )
     assert result["errors"] == {CONF_MQTT_TOPIC: "invalid_id"}
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {CONF_RELAYS: 2, CONF_RELAY_LOCKS: ["2"], CONF_MQTT_TOPIC: "pump"}
+        result["flow_id"], {CONF_RELAYS: 2, CONF_MQTT_TOPIC: "pump"}
+    )
+    assert lock_relay_options(result) == ["1", "2"]
+    for beyond in (["3"], ["0"], ["1", "x"]):
+        with pytest.raises(InvalidData):
+            await hass.config_entries.subentries.async_configure(
+                result["flow_id"], {CONF_RELAY_LOCKS: beyond}
+            )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_RELAY_LOCKS: ["2"]}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     (subentry,) = entry.subentries.values()
@@ -289,9 +302,29 @@ async def test_add_tasmota_device_with_relays(hass: HomeAssistant) -> None:
 
 
 @pytest.mark.usefixtures("mqtt_config_entry")
+async def test_lock_relays_may_be_none(hass: HomeAssistant) -> None:
+    """Choosing no lock relay (or leaving the field out) keeps every relay a switch."""
+    entry = hub_entry(hass)
+    result = await _start_subentry(hass, entry)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {"name": "Gate", CONF_DEVICE_TYPE: "wlte_relay", CONF_HARDWARE_ID: "gate1"},
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_RELAYS: 1}
+    )
+    assert lock_relay_options(result) == ["1"]
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    (subentry,) = entry.subentries.values()
+    assert subentry.data[CONF_RELAY_LOCKS] == []
+
+
+@pytest.mark.usefixtures("mqtt_config_entry")
 async def test_reconfigure_relay_device(hass: HomeAssistant) -> None:
-    """Reconfigure renames a device and changes its relays; id and type stay."""
-    entry = hub_entry(hass, device("gate", "wlte_relay", "Gate", relays=2))
+    """Reconfigure renames a device and changes its relays; id and type stay. The lock relays
+    offered are the new count's, with the current ones that still exist chosen."""
+    entry = hub_entry(hass, device("gate", "wlte_relay", "Gate", relays=4, relay_locks=[2, 4]))
     (subentry_id,) = entry.subentries
     result = await hass.config_entries.subentries.async_init(
         (entry.entry_id, SUBENTRY_DEVICE),
@@ -306,9 +339,19 @@ async def test_reconfigure_relay_device(hass: HomeAssistant) -> None:
         result["flow_id"], {"name": "Main gate"}
     )
     assert result["step_id"] == "relays"
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_RELAYS: 3}
+    )
+    assert lock_relay_options(result) == ["1", "2", "3"]
+    (key,) = result["data_schema"].schema
+    assert key.default() == ["2"]
+    with pytest.raises(InvalidData):
+        await hass.config_entries.subentries.async_configure(
+            result["flow_id"], {CONF_RELAY_LOCKS: ["4"]}
+        )
     with patch(NO_SETUP, return_value=True), patch(NO_UNLOAD, return_value=True):
         result = await hass.config_entries.subentries.async_configure(
-            result["flow_id"], {CONF_RELAYS: 4, CONF_RELAY_LOCKS: ["4"]}
+            result["flow_id"], {CONF_RELAY_LOCKS: ["3", "1"]}
         )
         await hass.async_block_till_done()
     assert result["type"] is FlowResultType.ABORT
@@ -318,8 +361,8 @@ async def test_reconfigure_relay_device(hass: HomeAssistant) -> None:
     assert dict(subentry.data) == {
         CONF_HARDWARE_ID: "gate",
         CONF_DEVICE_TYPE: "wlte_relay",
-        CONF_RELAYS: 4,
-        CONF_RELAY_LOCKS: [4],
+        CONF_RELAYS: 3,
+        CONF_RELAY_LOCKS: [1, 3],
     }
 
 
@@ -374,15 +417,18 @@ async def test_adding_device_removes_its_discovery_offer(hass: HomeAssistant) ->
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert _discovery_flows(hass) == ["other1"]
 
-    # A relay device (second step) too.
+    # A relay device (its last step) too.
     result = await _start_subentry(hass, entry)
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
         {"name": "Gate", CONF_DEVICE_TYPE: "wlte_relay", CONF_HARDWARE_ID: "other1"},
     )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_RELAYS: 2}
+    )
     assert _discovery_flows(hass) == ["other1"]  # not added yet
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {CONF_RELAYS: 2, CONF_RELAY_LOCKS: []}
+        result["flow_id"], {CONF_RELAY_LOCKS: []}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert _discovery_flows(hass) == []

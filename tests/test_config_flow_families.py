@@ -60,6 +60,10 @@ async def test_shelly_asks_for_prefix_src_and_jog_then_relays(hass: HomeAssistan
     entry = hub_entry(hass)
     result = await start(hass, entry, "shelly_gen2", "shellyplus2pm-a1")
     assert result["step_id"] == "settings"
+    # The type as the type picker names it, not its key.
+    assert result["description_placeholders"] == {
+        "device_type": "Shelly Gen2+ relay (Plus, Pro, Gen3, Gen4) over MQTT RPC"
+    }
     assert defaults(result) == {
         "topic_prefix": "shellyplus2pm-a1",
         "src": "iotee-shellyplus2pm-a1",
@@ -79,7 +83,9 @@ async def test_shelly_asks_for_prefix_src_and_jog_then_relays(hass: HomeAssistan
     )
     assert result["step_id"] == "relays"
     assert "relay_keys" not in defaults(result)
-    result = await configure(hass, result, {CONF_RELAYS: 2, CONF_RELAY_LOCKS: []})
+    result = await configure(hass, result, {CONF_RELAYS: 2})
+    assert result["step_id"] == "relay_locks"
+    result = await configure(hass, result, {CONF_RELAY_LOCKS: []})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     (subentry,) = entry.subentries.values()
     assert dict(subentry.data) == {
@@ -125,15 +131,12 @@ async def test_zigbee2mqtt_switch_relay_names(hass: HomeAssistant) -> None:
     result = await configure(hass, result, {"base_topic": "zigbee2mqtt", "friendly_name": "gate"})
     assert result["step_id"] == "relays"
     for bad in ("state_left", "state_left, state_left", "a, b c", "a,,b"):
-        result = await configure(
-            hass, result, {CONF_RELAYS: 2, CONF_RELAY_LOCKS: [], "relay_keys": bad}
-        )
+        result = await configure(hass, result, {CONF_RELAYS: 2, "relay_keys": bad})
         assert result["errors"] == {"relay_keys": "invalid_relay_keys"}, bad
     result = await configure(
-        hass,
-        result,
-        {CONF_RELAYS: 2, CONF_RELAY_LOCKS: ["2"], "relay_keys": "state_left, state_right"},
+        hass, result, {CONF_RELAYS: 2, "relay_keys": "state_left, state_right"}
     )
+    result = await configure(hass, result, {CONF_RELAY_LOCKS: ["2"]})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     (subentry,) = entry.subentries.values()
     assert subentry.data["relay_keys"] == ["state_left", "state_right"]
@@ -156,7 +159,8 @@ async def test_esphome_switch_defaults_to_relay_n(hass: HomeAssistant) -> None:
     entry = hub_entry(hass)
     result = await start(hass, entry, "esphome_switch", "board")
     result = await configure(hass, result, {"topic_prefix": "board"})
-    result = await configure(hass, result, {CONF_RELAYS: 2, CONF_RELAY_LOCKS: [], "relay_keys": ""})
+    result = await configure(hass, result, {CONF_RELAYS: 2, "relay_keys": ""})
+    result = await configure(hass, result, {CONF_RELAY_LOCKS: []})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     (subentry,) = entry.subentries.values()
     assert subentry.data["relay_keys"] == []
@@ -181,7 +185,8 @@ async def test_reconfigure_shows_the_current_settings(hass: HomeAssistant) -> No
     )
     assert result["step_id"] == "relays"
     with patch(NO_SETUP, return_value=True), patch(NO_UNLOAD, return_value=True):
-        result = await configure(hass, result, {CONF_RELAYS: 2, CONF_RELAY_LOCKS: []})
+        result = await configure(hass, result, {CONF_RELAYS: 2})
+        result = await configure(hass, result, {CONF_RELAY_LOCKS: []})
         await hass.async_block_till_done()
     assert result["reason"] == "reconfigure_successful"
     subentry = entry.subentries[subentry_id]

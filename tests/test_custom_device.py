@@ -3,6 +3,7 @@ the add-device flow and commanded end to end on the real broker."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -12,16 +13,18 @@ from homeassistant.data_entry_flow import FlowResultType
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.iotee.const import SUBENTRY_DEVICE
+from custom_components.iotee.const import CONF_COMMAND_TIMEOUT, SUBENTRY_DEVICE
 from custom_components.iotee.core import custom_device as cd
 from custom_components.iotee.core.device_config import DeviceConfig
+from custom_components.iotee.core.device_types import FollowUp
 from custom_components.iotee.core.matcher import ConfirmationMatcher, Verdict
 from custom_components.iotee.core.model import CommandStatus, ErrorCode
 from custom_components.iotee.core.state_parser import Reading, read_state
+from custom_components.iotee.engine import CommandEngine
 
 from .broker import Message, PahoPeer
 from .conftest import wait_for
-from .helpers import engine_of, engine_subscribed, setup_hub
+from .helpers import engine_of, engine_subscribed, setup_hub, stop_hub
 
 GATE = {
     cd.KIND: cd.KIND_RELAYS,
@@ -162,6 +165,24 @@ async def step(hass: HomeAssistant, result: dict[str, Any], data: dict[str, Any]
     return await hass.config_entries.subentries.async_configure(result["flow_id"], data)
 
 
+async def finish_relays(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    result: dict[str, Any],
+    hardware_id: str,
+    relays: int,
+) -> CommandEngine:
+    """Answer the relays steps (no lock relay); return the engine once it follows the device."""
+    assert result["step_id"] == "relays"
+    result = await step(hass, result, {"relays": relays})
+    result = await step(hass, result, {"relay_locks": []})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    await wait_for(lambda: hardware_id in engine_of(entry).devices)
+    await engine_subscribed(hass, entry)
+    return engine_of(entry)
+
+
 def answering_device(peer: PahoPeer, outcome: str = "ok") -> list[Message]:
     """Make ``peer`` the gate: answer each command on its relay's ack topic."""
     received: list[Message] = []
@@ -216,14 +237,7 @@ async def test_user_defined_device_through_the_flow_commanded_end_to_end(
     result = await step(hass, result, answers | {cd.SUCCESS_VALUES: ""})
     assert result["errors"] == {cd.SUCCESS_VALUES: "invalid_values"}
     result = await step(hass, result, answers)
-    assert result["step_id"] == "relays"
-    result = await step(hass, result, {"relays": 2, "relay_locks": []})
-    assert result["type"] is FlowResultType.CREATE_ENTRY
-    await hass.async_block_till_done()
-
-    await wait_for(lambda: "gate1" in engine_of(entry).devices)
-    engine = engine_of(entry)
-    await engine_subscribed(hass, entry)
+    engine = await finish_relays(hass, entry, result, "gate1", 2)
     await hass.async_add_executor_job(peer.subscribe, "home/gate/+/cmd")
     received = answering_device(peer)
     await hass.async_add_executor_job(peer.publish, "home/gate/alive", "yes", True)
@@ -298,3 +312,207 @@ async def test_user_defined_lock_confirmed_by_a_json_state(
     )
     assert final.status is CommandStatus.COMPLETED
     await wait_for(lambda: hass.states.get("lock.vault").state == "unlocked")
+
+
+# ---- JOG done by IoTee: ON, then OFF ------------------------------------------------------
+
+PORCH = {
+    cd.KIND: cd.KIND_RELAYS,
+    cd.COMMAND_TOPIC: "porch/{relay}/set",
+    cd.CONFIRM: cd.CONFIRM_STATE,
+    cd.AVAILABILITY_TOPIC: "",
+    cd.PAYLOAD_ON: "ON",
+    cd.PAYLOAD_OFF: "OFF",
+    cd.JOG: cd.JOG_IOTEE,
+    cd.JOG_SECONDS: "0.4",
+    cd.STATE_TOPIC: "porch/{relay}/state",
+    cd.VALUE_ON: "ON",
+    cd.VALUE_OFF: "OFF",
+}
+
+
+def test_iotee_jog_is_on_then_off_after_its_seconds() -> None:
+    porch = config(PORCH, relays=2)
+    jog = porch.device_type.commands["JOG"]
+    assert (jog.payload, jog.follow_up) == ("ON", FollowUp("OFF", 0.4))
+    confirmation = porch.confirmation(jog, 2)
+    assert confirmation.topic == "porch/2/state"
+    matcher = ConfirmationMatcher("c1", confirmation, confirmation.topic)
+    assert [matcher.feed(p, retained=False) for p in ("ON", "OFF")] == [
+        Verdict(CommandStatus.ACKNOWLEDGED),
+        Verdict(CommandStatus.COMPLETED),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("data", "errors"),
+    [
+        (PORCH | {cd.JOG_SECONDS: "0"}, {cd.JOG_SECONDS: "invalid_jog_seconds"}),
+        (PORCH | {cd.JOG_SECONDS: "3601"}, {cd.JOG_SECONDS: "invalid_jog_seconds"}),
+        (PORCH | {cd.JOG_SECONDS: "soon"}, {cd.JOG_SECONDS: "invalid_jog_seconds"}),
+        (PORCH | {cd.CONFIRM: cd.CONFIRM_RESULT}, {cd.JOG: "jog_needs_state"}),
+        (PORCH | {cd.JOG: cd.JOG_NONE, cd.JOG_SECONDS: "0"}, {}),
+    ],
+)
+def test_iotee_jog_fields_are_checked(data: dict[str, Any], errors: dict[str, str]) -> None:
+    assert cd.check(data, (cd.JOG, cd.JOG_SECONDS)) == errors
+
+
+def porch_device(peer: PahoPeer) -> list[str]:
+    """Make ``peer`` the porch board: report each command as the relay's state."""
+    received: list[str] = []
+
+    def handle(client: PahoPeer, message: Message) -> None:
+        if message.topic.startswith("porch/") and message.topic.endswith("/set"):
+            received.append(f"{message.topic} {message.payload}")
+            relay = message.topic.split("/")[1]
+            client._client.publish(f"porch/{relay}/state", message.payload, qos=1)
+
+    peer.handlers.append(handle)
+    return received
+
+
+async def add_porch(hass: HomeAssistant, peer: PahoPeer) -> tuple[MockConfigEntry, list[str]]:
+    """Add the porch board through the flow (a bad JOG first); subscribe the peer as it."""
+    entry = await setup_hub(hass, ())
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_DEVICE), context={"source": SOURCE_USER}
+    )
+    result = await step(
+        hass, result, {"name": "Porch", "device_type": "custom", "hardware_id": "porch"}
+    )
+    result = await step(
+        hass, result, {k: PORCH[k] for k in (cd.KIND, cd.COMMAND_TOPIC, cd.CONFIRM)}
+    )
+    payloads = {k: PORCH[k] for k in (cd.PAYLOAD_ON, cd.PAYLOAD_OFF, cd.JOG, cd.JOG_SECONDS)}
+    result = await step(hass, result, payloads | {cd.JOG_SECONDS: "-1"})
+    assert result["errors"] == {cd.JOG_SECONDS: "invalid_jog_seconds"}
+    result = await step(hass, result, payloads)
+    assert result["step_id"] == "custom_state"
+    result = await step(
+        hass, result, {k: PORCH[k] for k in (cd.STATE_TOPIC, cd.VALUE_ON, cd.VALUE_OFF)}
+    )
+    await finish_relays(hass, entry, result, "porch", 2)
+    await hass.async_add_executor_job(peer.subscribe, "porch/+/set")
+    return entry, porch_device(peer)
+
+
+async def test_iotee_jog_closes_then_opens_the_relay_in_one_command(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry, peer: PahoPeer
+) -> None:
+    """The JOG button publishes ON, then OFF 0.4 s later; one command, completed on OFF."""
+    entry, received = await add_porch(hass, peer)
+    engine = engine_of(entry)
+    seen: list[str] = []
+    hass.bus.async_listen(
+        "state_changed",
+        lambda event: (
+            seen.append(event.data["new_state"].state)
+            if event.data["entity_id"] == "switch.porch_relay_1"
+            else None
+        ),
+    )
+    record = await engine.async_submit("porch", "JOG", 1, source="test")
+    final = await engine.async_wait(record.command_id, 5)
+    assert final.status is CommandStatus.COMPLETED
+    assert received == ["porch/1/set ON", "porch/1/set OFF"]
+    assert [h.status for h in final.transitions] == [
+        CommandStatus.PENDING,
+        CommandStatus.PUBLISHED,
+        CommandStatus.ACKNOWLEDGED,
+        CommandStatus.COMPLETED,
+    ]
+    on_at, off_at = final.transitions[2].at, final.transitions[3].at
+    assert (off_at - on_at).total_seconds() >= 0.4
+    await hass.async_block_till_done()
+    # unknown until the first report; on while closed; off again (attribute writes between).
+    states = [s for i, s in enumerate(seen) if i == 0 or s != seen[i - 1]]
+    assert states == ["unknown", "on", "off"]
+
+
+async def test_a_newer_command_cancels_the_jogs_off(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry, peer: PahoPeer
+) -> None:
+    """ON sent during a JOG decides the relay: the JOG's OFF never goes out."""
+    entry, received = await add_porch(hass, peer)
+    engine = engine_of(entry)
+    jog = await engine.async_submit("porch", "JOG", 1, source="test")
+    await wait_for(lambda: received == ["porch/1/set ON"])
+    on = await engine.async_wait(
+        (await engine.async_submit("porch", "ON", 1, source="test")).command_id, 5
+    )
+    assert on.status is CommandStatus.COMPLETED
+    superseded = await engine.async_get(jog.command_id)
+    assert superseded is not None
+    assert superseded.error_code == "superseded"
+    await asyncio.sleep(0.6)
+    assert received == ["porch/1/set ON", "porch/1/set ON"]
+
+
+async def test_stopping_sends_a_due_off_at_once(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry, peer: PahoPeer
+) -> None:
+    """Home Assistant stopping mid-JOG still opens the relay."""
+    entry, received = await add_porch(hass, peer)
+    engine = engine_of(entry)
+    await engine.async_submit("porch", "JOG", 2, source="test")
+    await wait_for(lambda: received == ["porch/2/set ON"])
+    await stop_hub(hass, entry)
+    await wait_for(lambda: received == ["porch/2/set ON", "porch/2/set OFF"])
+
+
+# ---- a device that never confirms: commands end published ----------------------------------
+
+
+async def test_device_that_never_confirms_ends_published_and_stays_so(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry, peer: PahoPeer
+) -> None:
+    """A doorbell relay that only listens: each command ends ``published`` at once, never
+    times out, is one outcome on the Activity page, and is not recovered as open on restart."""
+    entry = await setup_hub(hass, (), **{CONF_COMMAND_TIMEOUT: 0.3})
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_DEVICE), context={"source": SOURCE_USER}
+    )
+    result = await step(
+        hass, result, {"name": "Bell", "device_type": "custom", "hardware_id": "bell"}
+    )
+    first = {cd.KIND: cd.KIND_RELAYS, cd.COMMAND_TOPIC: "bell/{relay}/ring"}
+    result = await step(hass, result, first | {cd.CONFIRM: cd.CONFIRM_NONE})
+    result = await step(hass, result, {cd.PAYLOAD_ON: "1", cd.PAYLOAD_OFF: "0", cd.JOG: "none"})
+    engine = await finish_relays(hass, entry, result, "bell", 1)
+    assert "" not in engine.subscription_filters
+    received: list[str] = []
+    peer.handlers.append(lambda _c, m: received.append(f"{m.topic} {m.payload}"))
+    await hass.async_add_executor_job(peer.subscribe, "bell/+/ring")
+    outcomes: list[str] = []
+    hass.bus.async_listen(
+        "iotee_command_outcome", lambda event: outcomes.append(event.data["status"])
+    )
+
+    record = await engine.async_submit("bell", "ON", 1, source="test")
+    final = await engine.async_wait(record.command_id, 5)
+    assert final.status is CommandStatus.PUBLISHED
+    assert final.finished
+    assert engine.open_command(record.command_id) is None
+    await wait_for(lambda: received == ["bell/1/ring 1"])
+    await asyncio.sleep(0.5)  # past the 0.3 s command timeout
+    await hass.async_block_till_done()
+    stored = await engine.async_get(record.command_id)
+    assert stored is not None
+    assert stored.status is CommandStatus.PUBLISHED
+    assert outcomes == ["published"]
+    state = hass.states.get("switch.bell_relay_1")
+    assert state is not None
+    assert state.state == "unknown"  # the device never says
+    assert state.attributes["last_command_status"] == "published"
+
+    await stop_hub(hass, entry)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    again = await engine_of(entry).async_get(record.command_id)
+    assert again is not None
+    assert again.status is CommandStatus.PUBLISHED
+    assert [t.status for t in again.transitions] == [
+        CommandStatus.PENDING,
+        CommandStatus.PUBLISHED,
+    ]

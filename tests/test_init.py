@@ -17,11 +17,22 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.iotee.const import DOMAIN
+from custom_components.iotee.core.device_types import DEVICE_TYPES
 from custom_components.iotee.core.store import StoreError
 
 from .broker import PahoPeer
 from .conftest import wait_for
-from .helpers import DEFAULT_DEVICES, LOCK_ID, WLTE_ID, engine_of, engine_subscribed, setup_hub
+from .helpers import (
+    DEFAULT_DEVICES,
+    LOCK_ID,
+    TASMOTA_ID,
+    WLTE_ID,
+    device,
+    engine_of,
+    engine_subscribed,
+    setup_hub,
+)
+from .test_custom_device import SAFE
 
 
 async def test_setup_and_unload(hass: HomeAssistant, mqtt_entry: MockConfigEntry) -> None:
@@ -122,6 +133,53 @@ async def test_removing_device_keeps_history(
     assert er.async_get(hass).async_get("lock.front_door") is None
     history = await engine_of(entry).async_list(LOCK_ID)
     assert [r.command_id for r in history] == [record.command_id]
+
+
+async def test_device_registry_shows_the_family_name_as_model(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry
+) -> None:
+    """The model is the family's name ("WLTE relay controller"), the type key its model id."""
+    shelly = device("shellyplus1-a1", "shelly_gen2", "Pump")
+    safe = device("safe1", "custom", "Safe")
+    safe["data"] = dict(safe["data"]) | SAFE
+    entry = await setup_hub(hass, (*DEFAULT_DEVICES, shelly, safe))
+    registry = dr.async_get(hass)
+    models = {
+        hardware_id: (found.model, found.model_id)
+        for hardware_id in (LOCK_ID, WLTE_ID, TASMOTA_ID, "shellyplus1-a1", "safe1")
+        if (found := registry.async_get_device_by_identifier((DOMAIN, hardware_id), entry.entry_id))
+    }
+    assert models == {
+        LOCK_ID: ("IoTee lock controller", "iotee_device"),
+        WLTE_ID: ("WLTE relay controller", "wlte_relay"),
+        TASMOTA_ID: ("Tasmota relay", "tasmota"),
+        "shellyplus1-a1": ("Shelly Gen2+ relay", "shelly_gen2"),
+        "safe1": ("Custom MQTT lock", "custom"),
+    }
+
+
+async def test_a_model_registered_as_the_type_key_is_renamed(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry
+) -> None:
+    """A device registered by an older version (model ``iotee_device``) shows the name after
+    the next start."""
+    entry = await setup_hub(hass)
+    registry = dr.async_get(hass)
+    found = registry.async_get_device_by_identifier((DOMAIN, LOCK_ID), entry.entry_id)
+    assert found is not None
+    registry.async_update_device(found.id, model="iotee_device", model_id=None)
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    found = registry.async_get_device_by_identifier((DOMAIN, LOCK_ID), entry.entry_id)
+    assert found is not None
+    assert (found.model, found.model_id) == ("IoTee lock controller", "iotee_device")
+
+
+def test_every_family_has_a_model_name() -> None:
+    """Each type has a name for people, other than its key."""
+    for name, dtype in DEVICE_TYPES.items():
+        assert dtype.model, name
+        assert dtype.model != name, name
 
 
 async def test_diagnostics_redacted(

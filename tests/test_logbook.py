@@ -131,6 +131,11 @@ async def test_outcome_fired_once_when_a_command_ends(
             "mdi:timer-alert-outline",
         ),
         (
+            {"command": "ON", "relay": 2, "status": "published", "duration_ms": 3},
+            "relay 2 ON sent — the device does not confirm commands",
+            "mdi:send-check",
+        ),
+        (
             {"command": "OFF", "relay": 1, "status": "failed", "error": "relay stuck"}
             | {"retry_of": "c0"},
             "relay 1 OFF failed — relay stuck (retry)",

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Generator
+from pathlib import Path
 
 from homeassistant.auth.models import User
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import ServiceValidationError, Unauthorized
+from homeassistant.helpers import device_registry as dr
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+import yaml
 
 from custom_components.iotee.const import CONF_COMMAND_TIMEOUT, DOMAIN
 from simulator import Mode, SimulatedDevice
 
 from .broker import Mosquitto
 from .helpers import LOCK_ID, WLTE_ID, engine_of, engine_subscribed, setup_hub
+
+SERVICES_YAML = Path(__file__).parent.parent / "custom_components" / DOMAIN / "services.yaml"
 
 
 @pytest.fixture
@@ -145,6 +150,72 @@ async def test_get_commands_of_a_removed_device(hass: HomeAssistant, hub: MockCo
     with pytest.raises(ServiceValidationError) as err:
         await service(hass, "get_commands", {"device": "nope"})
     assert err.value.translation_key == "unknown_device"
+
+
+def registry_id(hass: HomeAssistant, hub: MockConfigEntry, hardware_id: str) -> str:
+    """The device registry id of an IoTee device: what the actions' device selector gives."""
+    device = dr.async_get(hass).async_get_device_by_identifier((DOMAIN, hardware_id), hub.entry_id)
+    assert device is not None
+    return device.id
+
+
+def test_device_fields_are_device_selectors() -> None:
+    """Every action's device field picks an IoTee device from the device registry."""
+    services = yaml.safe_load(SERVICES_YAML.read_text(encoding="utf-8"))
+    fields = {
+        name: service["fields"]["device"]["selector"]
+        for name, service in services.items()
+        if "device" in service.get("fields", {})
+    }
+    assert fields == {
+        name: {"device": {"integration": DOMAIN}}
+        for name in ("send_command", "relay_command", "get_commands")
+    }
+
+
+@pytest.mark.parametrize("form", ["hardware_id", "registry_id"])
+async def test_device_by_hardware_id_or_registry_id(
+    hass: HomeAssistant, hub: MockConfigEntry, form: str
+) -> None:
+    """send_command, relay_command and get_commands take either id of a device, and record the
+    same device."""
+
+    def ref(hardware_id: str) -> str:
+        return hardware_id if form == "hardware_id" else registry_id(hass, hub, hardware_id)
+
+    locked = await service(
+        hass, "send_command", {"device": ref(LOCK_ID), "command": "lock", "wait": True}
+    )
+    assert (locked["hardware_id"], locked["status"]) == (LOCK_ID, "completed")
+    assert locked["device_id"] == registry_id(hass, hub, LOCK_ID)
+    switched = await service(
+        hass, "relay_command", {"device": ref(WLTE_ID), "relay": 3, "action": "OFF"}
+    )
+    assert (switched["hardware_id"], switched["relay"]) == (WLTE_ID, 3)
+    for hardware_id, sent in ((LOCK_ID, locked), (WLTE_ID, switched)):
+        listed = await service(hass, "get_commands", {"device": ref(hardware_id)})
+        assert [c["command_id"] for c in listed["commands"]] == [sent["command_id"]]
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("send_command", {"command": "lock"}),
+        ("relay_command", {"relay": 1, "action": "ON"}),
+        ("get_commands", {}),
+    ],
+)
+async def test_device_of_another_integration_is_unknown(
+    hass: HomeAssistant, hub: MockConfigEntry, mqtt_entry: MockConfigEntry, name: str, data: dict
+) -> None:
+    """A registry id that is not an IoTee device's is refused, translated, and nothing is sent."""
+    other = dr.async_get(hass).async_get_or_create(
+        config_entry_id=mqtt_entry.entry_id, identifiers={("mqtt", "sensor-1")}, name="Sensor"
+    )
+    with pytest.raises(ServiceValidationError) as err:
+        await service(hass, name, {"device": other.id} | data)
+    assert (err.value.translation_domain, err.value.translation_key) == (DOMAIN, "unknown_device")
+    assert await engine_of(hub).async_list(None, 10) == []
 
 
 @pytest.mark.parametrize(

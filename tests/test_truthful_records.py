@@ -29,6 +29,7 @@ from custom_components.iotee.const import (
     DOMAIN,
 )
 from custom_components.iotee.core.model import CommandStatus
+from custom_components.iotee.keeper import DATA_KEPT
 from simulator import Behaviour, Mode, SimulatedDevice
 
 from .broker import Mosquitto, PahoPeer
@@ -473,3 +474,28 @@ async def test_refused_command_does_not_supersede_the_open_one(
     assert not first.status.is_terminal
     final = await engine.async_wait(first.command_id, TIMEOUT + 1)
     assert final.status is CommandStatus.COMPLETED
+
+
+async def test_unloaded_hub_tracks_its_open_command_to_the_end_then_stops(
+    hass: HomeAssistant, hub: MockConfigEntry, sims: dict[str, SimulatedDevice]
+) -> None:
+    """The hub unloaded (disabled, not reloaded) with a command open: the engine still credits
+    the device's answer, then stops and closes the store; without an open command it stops at
+    once."""
+    sims[WLTE_ID].set_behaviour(delay=0.6)
+    engine = engine_of(hub)
+    record = await engine.async_submit(WLTE_ID, "ON", 1, source="test")
+    assert await hass.config_entries.async_unload(hub.entry_id)
+    assert hass.data.get(DATA_KEPT) is not None
+    final = await engine.async_wait(record.command_id, TIMEOUT + 1)
+    assert final.status is CommandStatus.COMPLETED
+    await wait_for(lambda: hass.data.get(DATA_KEPT) is None)
+
+    assert await hass.config_entries.async_setup(hub.entry_id)
+    await engine_subscribed(hass, hub)
+    assert engine_of(hub) is not engine
+    stored = await engine_of(hub).async_get(record.command_id)
+    assert stored is not None
+    assert stored.status is CommandStatus.COMPLETED
+    assert await hass.config_entries.async_unload(hub.entry_id)
+    assert hass.data.get(DATA_KEPT) is None

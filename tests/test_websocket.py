@@ -13,7 +13,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import CLIENT_ID, MockConfigEntry, MockUser
-from pytest_homeassistant_custom_component.typing import WebSocketGenerator
+from pytest_homeassistant_custom_component.typing import (
+    ClientSessionGenerator,
+    WebSocketGenerator,
+)
 
 from custom_components.iotee.const import CONF_COMMAND_TIMEOUT, DOMAIN
 from custom_components.iotee.core.model import CommandStatus, utcnow
@@ -312,6 +315,42 @@ async def test_subscribe_pushes_matching_changes_live(
     assert await ws.event() == {"purged": purged}
 
 
+async def test_subscribers_hear_of_deletes_and_purges_through_every_door(
+    hass: HomeAssistant, hub: MockConfigEntry, ws: Ws, hass_client: ClientSessionGenerator
+) -> None:
+    """A delete or purge through the REST API or an action is the same event as over the
+    websocket; a purge that deletes nothing is no event."""
+    engine = engine_of(hub)
+    await ws.ok("iotee/commands/subscribe", device=LOCK_ID)
+    # Commands of another device: no change events to this subscription, only their removals.
+    first, second, third = [
+        await engine.async_submit(WLTE_ID, "ON", 1, source="test") for _ in range(3)
+    ]
+    for record in (first, second, third):
+        await finished(hass, hub, record.command_id)
+    rest = await hass_client()
+
+    response = await rest.delete(f"/api/iotee/commands/{first.command_id}")
+    assert response.status == 200
+    assert await ws.event() == {"deleted": [first.command_id]}
+
+    response = await rest.post("/api/iotee/commands/purge", json={"older_than_days": 1})
+    assert (response.status, (await response.json())["deleted"]) == (200, 0)
+    response = await rest.post("/api/iotee/commands/purge", json={"older_than_days": 0})
+    body = await response.json()
+    assert (response.status, body["deleted"]) == (200, 2)
+    assert await ws.event() == {"purged": {"cutoff_date": body["cutoff_date"], "deleted": 2}}
+
+    fourth = await engine.async_submit(WLTE_ID, "OFF", 1, source="test")
+    await finished(hass, hub, fourth.command_id)
+    answer = await hass.services.async_call(
+        DOMAIN, "purge_commands", {"older_than_days": 0}, blocking=True, return_response=True
+    )
+    assert answer is not None
+    assert await ws.event() == {"purged": {"cutoff_date": answer["cutoff_date"], "deleted": 1}}
+    assert not ws.events
+
+
 async def test_subscription_follows_a_reload_and_ends_with_the_connection(
     hass: HomeAssistant, hub: MockConfigEntry, hass_ws_client: WebSocketGenerator
 ) -> None:
@@ -327,8 +366,10 @@ async def test_subscription_follows_a_reload_and_ends_with_the_connection(
     assert event["old_status"] is None
 
     listeners = len(engine._command_listeners)
+    removal_listeners = len(engine._removal_listeners)
     await client.client.close()
     await wait_for(lambda: len(engine._command_listeners) == listeners - 1)
+    assert len(engine._removal_listeners) == removal_listeners - 1
 
 
 COMMANDS: dict[str, tuple[Operation, dict[str, Any]]] = {

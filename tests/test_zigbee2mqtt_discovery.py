@@ -130,9 +130,8 @@ async def test_pick_zigbee2mqtt_devices_in_the_add_device_flow(
     assert result["step_id"] == "relays"
     defaults = {str(key): key.default() for key in result["data_schema"].schema}
     assert (defaults["relays"], defaults["relay_keys"]) == (2, "state_l1, state_l2")
-    result = await step(
-        hass, result, {"relays": 2, "relay_locks": [], "relay_keys": defaults["relay_keys"]}
-    )
+    result = await step(hass, result, {"relays": 2, "relay_keys": defaults["relay_keys"]})
+    result = await step(hass, result, {"relay_locks": []})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await loaded_with_bridge_list(hass, entry)
 

@@ -34,7 +34,13 @@ from .core.device_types import DeviceType
 from .core.store import AsyncCommandStore, CommandStore, StoreError
 from .device_sync import async_sync_devices, device_configs
 from .engine import CommandEngine, DiscoveryListener, EngineSettings
-from .keeper import async_detach_engine, async_stop_engine, keep_engine, kept_engine
+from .keeper import (
+    async_detach_engine,
+    async_engine_stopped,
+    async_stop_engine,
+    keep_engine,
+    kept_engine,
+)
 from .runtime import IoteeConfigEntry, IoteeRuntime
 from .services import async_setup_services
 from .ui import async_setup_ui
@@ -73,6 +79,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: IoteeConfigEntry) -> boo
         command_timeout=_command_timeout(entry),
         retention_days=float(entry.options.get(CONF_RETENTION_DAYS, DEFAULT_RETENTION_DAYS)),
     )
+    await async_engine_stopped(hass)
     kept = kept_engine(hass)
     if kept is None:
         engine, store = await _async_start_engine(hass, entry, settings)

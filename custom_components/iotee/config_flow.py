@@ -494,54 +494,34 @@ class DeviceSubentryFlow(CustomDeviceFlow):
             step_id="settings",
             data_schema=self.add_suggested_values_to_schema(schema, user_input or {}),
             errors=errors,
-            description_placeholders={"device_type": dtype.name},
+            description_placeholders={"device_type": await _async_type_name(self.hass, dtype.name)},
         )
 
     async def async_step_relays(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
-        """Relay count, the Tasmota topic, relay names, and which relays are locks."""
+        """Relay count, the Tasmota topic and relay names; then which relays are locks."""
         is_tasmota = self._data[CONF_DEVICE_TYPE] == "tasmota"
         dtype = DEVICE_TYPES[self._data[CONF_DEVICE_TYPE]]
         errors: dict[str, str] = {}
         if user_input is not None:
             relays = int(user_input[CONF_RELAYS])
-            locks = sorted({int(relay) for relay in user_input.get(CONF_RELAY_LOCKS, [])})
             topic = str(user_input.get(CONF_MQTT_TOPIC, "")).strip()
             relay_keys = check_relay_keys(dtype, user_input, relays)
-            if any(relay > relays for relay in locks):
-                errors[CONF_RELAY_LOCKS] = "invalid_relay_lock"
-            elif is_tasmota and not ID_PATTERN.match(topic):
+            if is_tasmota and not ID_PATTERN.match(topic):
                 errors[CONF_MQTT_TOPIC] = "invalid_id"
             elif relay_keys is None:
                 errors[KEY_RELAY_KEYS] = "invalid_relay_keys"
             else:
-                data = self._data | {CONF_RELAYS: relays, CONF_RELAY_LOCKS: locks}
+                self._data[CONF_RELAYS] = relays
                 if is_tasmota:
-                    data[CONF_MQTT_TOPIC] = topic
+                    self._data[CONF_MQTT_TOPIC] = topic
                 if dtype.relay_keys:
-                    data[KEY_RELAY_KEYS] = relay_keys
-                if self.source == "reconfigure":
-                    return self.async_update_and_abort(
-                        self._get_entry(),
-                        self._get_reconfigure_subentry(),
-                        title=self._title,
-                        data=data,
-                    )
-                return self._create_device(data)
+                    self._data[KEY_RELAY_KEYS] = relay_keys
+                return await self.async_step_relay_locks()
         schema: dict[Any, Any] = {
             vol.Required(CONF_RELAYS, default=self._data.get(CONF_RELAYS, 1)): _number(
                 1, MAX_RELAYS
-            ),
-            vol.Optional(
-                CONF_RELAY_LOCKS,
-                default=[str(r) for r in self._data.get(CONF_RELAY_LOCKS, [])],
-            ): SelectSelector(
-                SelectSelectorConfig(
-                    options=[str(relay) for relay in range(1, MAX_RELAYS + 1)],
-                    multiple=True,
-                    mode=SelectSelectorMode.DROPDOWN,
-                )
             ),
         }
         if is_tasmota:
@@ -558,6 +538,38 @@ class DeviceSubentryFlow(CustomDeviceFlow):
         """A command is kept queued at most as long as the history keeps its record."""
         days = float(self._get_entry().options.get(CONF_RETENTION_DAYS, DEFAULT_RETENTION_DAYS))
         return days * 24 * 60
+
+    async def async_step_relay_locks(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Which of the device's relays drive a lock: a choice of exactly its relays."""
+        relays = range(1, self._data[CONF_RELAYS] + 1)
+        if user_input is not None:
+            # The form offers only relays 1..N; Home Assistant refuses any other value before.
+            data = self._data | {
+                CONF_RELAY_LOCKS: sorted({int(relay) for relay in user_input[CONF_RELAY_LOCKS]})
+            }
+            if self.source == "reconfigure":
+                return self.async_update_and_abort(
+                    self._get_entry(),
+                    self._get_reconfigure_subentry(),
+                    title=self._title,
+                    data=data,
+                )
+            return self._create_device(data)
+        current = [str(r) for r in self._data.get(CONF_RELAY_LOCKS, []) if r in relays]
+        return self.async_show_form(
+            step_id="relay_locks",
+            data_schema=vol.Schema(
+                {
+                    vol.Optional(CONF_RELAY_LOCKS, default=current): SelectSelector(
+                        SelectSelectorConfig(
+                            options=[str(relay) for relay in relays], multiple=True
+                        )
+                    )
+                }
+            ),
+        )
 
     def _create_device(self, data: dict[str, Any]) -> SubentryFlowResult:
         """Create the device subentry and remove its discovery offers.

@@ -55,7 +55,7 @@ class CustomDeviceFlow(ConfigSubentryFlow):
         if user_input is None:
             return {}
         values = {key: str(value).strip() for key, value in user_input.items()}
-        errors = cd.check(values, fields)
+        errors = cd.check(self._data | values, fields)
         if errors:
             return errors
         self._data |= values
@@ -94,7 +94,7 @@ class CustomDeviceFlow(ConfigSubentryFlow):
                 cd.CONFIRM, default=self._value(cd.CONFIRM, cd.CONFIRM_STATE)
             ): SelectSelector(
                 SelectSelectorConfig(
-                    options=[cd.CONFIRM_STATE, cd.CONFIRM_RESULT],
+                    options=[cd.CONFIRM_STATE, cd.CONFIRM_RESULT, cd.CONFIRM_NONE],
                     translation_key="custom_confirm",
                     mode=SelectSelectorMode.LIST,
                 )
@@ -132,20 +132,26 @@ class CustomDeviceFlow(ConfigSubentryFlow):
             schema = _schema(fields)
             schema[vol.Required(cd.JOG, default=self._value(cd.JOG, cd.JOG_NONE))] = SelectSelector(
                 SelectSelectorConfig(
-                    options=[cd.JOG_NONE, cd.JOG_DEVICE],
+                    options=[cd.JOG_NONE, cd.JOG_DEVICE, cd.JOG_IOTEE],
                     translation_key="custom_jog",
                     mode=SelectSelectorMode.LIST,
                 )
             )
             schema |= _schema(
-                {cd.PAYLOAD_JOG: self._value(cd.PAYLOAD_JOG, "")}, optional=(cd.PAYLOAD_JOG,)
+                {
+                    cd.PAYLOAD_JOG: self._value(cd.PAYLOAD_JOG, ""),
+                    cd.JOG_SECONDS: self._value(cd.JOG_SECONDS, "1"),
+                },
+                optional=(cd.PAYLOAD_JOG, cd.JOG_SECONDS),
             )
-            fields[cd.PAYLOAD_JOG] = ""
+            fields |= {cd.JOG: "", cd.PAYLOAD_JOG: "", cd.JOG_SECONDS: ""}
         errors = self._accept(tuple(fields), user_input)
         if errors is not None:
             return self._form("custom_payloads", schema, user_input, errors)
         if self._data.get(cd.CONFIRM) == cd.CONFIRM_RESULT:
             return await self.async_step_custom_result()
+        if self._data.get(cd.CONFIRM) == cd.CONFIRM_NONE:
+            return await self._async_after_custom()
         return await self.async_step_custom_state()
 
     async def async_step_custom_state(

@@ -67,7 +67,8 @@ async def async_sync_devices(hass: HomeAssistant, entry: IoteeConfigEntry) -> No
             identifiers={(DOMAIN, config.hardware_id)},
             name=config.name,
             manufacturer="IoTee",
-            model=config.device_type.name,
+            model=config.device_type.model,
+            model_id=config.device_type.name,
         )
         engine.set_device_id(config.hardware_id, device.id)
         runtime.devices[subentry_id] = engine.devices[config.hardware_id]

@@ -6,11 +6,13 @@ synchronous waits and ``wait: true`` actions go on, and the device's answer is s
 So unloading the hub only detaches its engine: the engine keeps tracking what is open, and the
 next setup takes it over as it is. A detached engine with nothing open, or whose last open
 command ends, stops and closes its store; so does every engine when Home Assistant stops or the
-hub is deleted.
+hub is deleted. A setup while an engine is stopping waits until its last writes are in and its
+store is closed (``async_engine_stopped``): the next engine reads what the last one wrote.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 import logging
 
@@ -26,6 +28,7 @@ from .engine import CommandEngine
 _LOGGER = logging.getLogger(__name__)
 
 DATA_KEPT: HassKey[KeptEngine] = HassKey(f"{DOMAIN}_kept_engine")
+DATA_STOPPING: HassKey[asyncio.Future[None]] = HassKey(f"{DOMAIN}_engine_stopping")
 
 
 @dataclass(slots=True)
@@ -83,14 +86,28 @@ async def async_detach_engine(hass: HomeAssistant) -> None:
     kept._stop_when_idle = kept.engine.add_command_listener(_changed)
 
 
+async def async_engine_stopped(hass: HomeAssistant) -> None:
+    """Return once an engine being stopped has written its last statuses and closed its store."""
+    stopping = hass.data.get(DATA_STOPPING)
+    if stopping is not None:
+        await asyncio.shield(stopping)
+
+
 async def async_stop_engine(hass: HomeAssistant) -> None:
     """Stop the kept engine and close its store (open commands stay open in the store)."""
     kept = hass.data.pop(DATA_KEPT, None)
     if kept is None:
+        await async_engine_stopped(hass)
         return
     if kept._stop_when_idle is not None:
         kept._stop_when_idle()
     if kept._stop_listener is not None:
         kept._stop_listener()
-    await kept.engine.async_stop()
-    await kept.store.close()
+    stopped: asyncio.Future[None] = hass.loop.create_future()
+    hass.data[DATA_STOPPING] = stopped
+    try:
+        await kept.engine.async_stop()
+        await kept.store.close()
+    finally:
+        del hass.data[DATA_STOPPING]
+        stopped.set_result(None)

@@ -46,10 +46,7 @@ class _TrackedLock(IoteeEntity, LockEntity):
         # A command waiting for its offline device is not under way yet: the lock shows
         # locking/unlocking once it is published (``queued_until`` says it waits).
         return (
-            last is not None
-            and last.command == command
-            and not last.status.is_terminal
-            and not last.queued
+            last is not None and last.command == command and not last.finished and not last.queued
         )
 
     @property

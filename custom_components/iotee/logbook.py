@@ -43,6 +43,7 @@ _ICONS: Final = {
 }
 _ICON_FAILED: Final = "mdi:alert-circle"
 _ICON_TIMEOUT: Final = "mdi:timer-alert-outline"
+_ICON_PUBLISHED: Final = "mdi:send-check"
 _ICON_QUEUED: Final = "mdi:timer-sand"
 
 
@@ -82,6 +83,9 @@ def describe_outcome(hass: HomeAssistant, data: dict[str, Any]) -> dict[str, str
         done = done or _DONE.get(command, f"{command} done")
         message = f"{where}{done} — confirmed by the device in {_duration(data['duration_ms'])}"
         icon = _ICONS.get(command, "mdi:check-circle")
+    elif status == "published":
+        message = f"{where}{command} sent — the device does not confirm commands"
+        icon = _ICON_PUBLISHED
     elif status == "queued":
         message = f"{where}{command} queued until the device is back"
         if until := _local_time(data.get("queued_until")):

@@ -99,7 +99,7 @@ def async_setup_outcomes(hass: HomeAssistant) -> None:
                     context=Context(user_id=caller_user_id(record.caller)),
                 )
                 return
-            if old is None or old is record.status or not record.status.is_terminal:
+            if old is None or old is record.status or not record.finished:
                 return
             hass.bus.async_fire(
                 EVENT_COMMAND_OUTCOME,

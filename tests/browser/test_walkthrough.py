@@ -3,7 +3,8 @@
 Log in; the IoTee panel lists the commands live; filter and search; a failed command's
 timeline; retry it and watch the retry complete; the dark theme; the card from the card
 picker on a dashboard, showing a new command as it happens; the Activity page; the "API key
-created" dialog with its secret. No page visited shows "Translation error" or a raw
+created" dialog with its secret; adding a Shelly and starting a custom device, and the Shelly's
+device page with its model. No page visited shows "Translation error" or a raw
 translation key. Screenshots go to docs/images with IOTEE_UPDATE_SCREENSHOTS=1.
 """
 
@@ -201,5 +202,57 @@ def test_walkthrough(env: Env, page: Page) -> None:
     expect(page.get_by_text("API key created", exact=True)).to_be_visible()
     expect(page.get_by_text(re.compile(r"^ik_[0-9a-f]{8}\.[A-Za-z0-9_-]{40,}$"))).to_be_visible()
     no_translation_errors(page, "API key created")
+    page.keyboard.press("Escape")
 
+    add_devices(page, env)
     assert not [e for e in errors if "iotee" in e.lower()], errors
+
+
+def start_adding(page: Page, env: Env, name: str, device_type: str, hardware_id: str) -> Locator:
+    """Open the hub's "Add device" flow and fill its first step; return the flow dialog."""
+    page.goto(env.hass.base + "/config/integrations/integration/iotee")
+    page.get_by_role("button", name="Add device").first.click()
+    dialog = page.locator("dialog-data-entry-flow")
+    expect(dialog.get_by_text("Add a device")).to_be_visible()
+    no_translation_errors(page, "add device")
+    dialog.get_by_role("textbox", name="Name").fill(name)
+    dialog.get_by_label("Device type").click()
+    page.get_by_text(device_type, exact=True).click()
+    dialog.get_by_role("textbox", name="Hardware id").fill(hardware_id)
+    dialog.get_by_role("button", name="Submit").click()
+    return dialog
+
+
+def add_devices(page: Page, env: Env) -> None:
+    """Add a Shelly through every step of the flow (named by its type, its relays to choose as
+    locks), then start describing a custom device; the Shelly's page shows its model."""
+    shelly = "Shelly Gen2+ relay (Plus, Pro, Gen3, Gen4) over MQTT RPC"
+    dialog = start_adding(page, env, "Pump", shelly, "shellyplus2pm-a1")
+    expect(dialog.get_by_text(f"Where this device ({shelly}) listens and answers")).to_be_visible()
+    no_translation_errors(page, "Shelly settings")
+    dialog.get_by_role("button", name="Submit").click()
+    expect(dialog.get_by_text("Number of relays")).to_be_visible()
+    dialog.get_by_role("spinbutton").fill("2")
+    dialog.get_by_role("button", name="Submit").click()
+    expect(dialog.get_by_text("Relays that drive a lock").first).to_be_visible()
+    no_translation_errors(page, "lock relays")
+    page.screenshot(path=env.shots / "add-device-lock-relays.png")
+    dialog.get_by_role("button", name="Submit").click()
+    expect(dialog.get_by_text("Created configuration")).to_be_visible()
+    page.keyboard.press("Escape")
+
+    dialog = start_adding(
+        page, env, "Side gate", "A device I describe (topics and payloads)", "sidegate"
+    )
+    expect(dialog.get_by_text("Describe the device")).to_be_visible()
+    no_translation_errors(page, "custom device")
+    page.screenshot(path=env.shots / "add-device-custom.png")
+    page.keyboard.press("Escape")
+
+    devices = env.hass.ws("config/device_registry/list")
+    (pump,) = [d for d in devices if d["name"] == "Pump"]
+    assert (pump["model"], pump["model_id"]) == ("Shelly Gen2+ relay", "shelly_gen2")
+    page.goto(env.hass.base + f"/config/devices/device/{pump['id']}")
+    expect(page.get_by_text("Shelly Gen2+ relay").first).to_be_visible()
+    no_translation_errors(page, "device page")
+    page.screenshot(path=env.shots / "device-page.png")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 import itertools
 import re
@@ -256,3 +257,25 @@ def test_new_command_id_unique_and_url_safe() -> None:
     for command_id in ids:
         assert re.fullmatch(r"[A-Za-z0-9_-]+", command_id)
         assert len(command_id) >= 16
+
+
+def test_published_is_final_only_for_a_command_nothing_is_awaited_for() -> None:
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    record = CommandRecord(
+        command_id="c1",
+        hardware_id="hw",
+        device_type="custom",
+        command="ON",
+        topic="t",
+        payload="ON",
+        created_at=created,
+        deadline=created,
+        relay=1,
+    )
+    assert not record.awaits_confirmation
+    assert not record.finished  # pending: not even sent
+    record.transition(CommandStatus.PUBLISHED, created)
+    assert record.finished
+    waiting = replace(record, deadline=created + timedelta(seconds=10))
+    assert waiting.awaits_confirmation
+    assert not waiting.finished

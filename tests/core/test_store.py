@@ -746,3 +746,18 @@ async def test_insert_during_a_purge_waits_for_one_chunk_only(
         assert sync_store._purge_pragmas is None
     finally:
         await store.close()
+
+
+def test_published_to_a_device_that_never_confirms_is_finished(store: CommandStore) -> None:
+    """Such a record (deadline = creation) is neither recovered as open nor kept by a purge."""
+    cutoff = T0 + timedelta(days=1)
+    store.insert(finished("sent", CommandStatus.PUBLISHED, deadline=T0))
+    store.insert(finished("waiting", CommandStatus.PUBLISHED))
+    unsent = make_record("unsent", deadline=T0)
+    store.insert(unsent)
+    assert store.get("sent").finished  # type: ignore[union-attr]
+    assert not store.get("waiting").finished  # type: ignore[union-attr]
+    # A command that never went out is open (recovery fails it as interrupted).
+    assert sorted(ids(store.open_commands())) == ["unsent", "waiting"]
+    assert store.purge(cutoff) == 1
+    assert sorted(ids(store.list_commands(limit=10))) == ["unsent", "waiting"]

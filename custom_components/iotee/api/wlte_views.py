@@ -332,10 +332,10 @@ class WlteRelayCommandView(ApiView):
     ) -> web.Response:
         """Wait up to ``sync_wait`` for a final status; answer 202 (422 when rejected)."""
         wait = sync_wait(entry)
-        if not record.status.is_terminal and wait > 0:
+        if not record.finished and wait > 0:
             record = await engine.async_wait(record.command_id, wait)
         data = command_to_wlte(record)
-        if not record.status.is_terminal and wait > 0:
+        if not record.finished and wait > 0:
             # Not confirmed within the wait window: TIMEOUT for this answer (the command itself
             # stays open until its own timeout; polling shows SENT until then).
             data["status"] = CommandStatus.TIMEOUT.wlte

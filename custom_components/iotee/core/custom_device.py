@@ -8,9 +8,14 @@ Templates: command topics and payloads may use ``{relay}``, ``{command_id}`` and
 a result topic ``{relay}`` and ``{command_id}``; a state topic and JSON path ``{relay}``. Topics
 IoTee publishes to or listens on never contain ``+`` or ``#``.
 
-Confirmation: ``state`` (the state topic, or a field of its JSON, equals the target value; JOG by
-the device's own pulse is the on value then the off value) or ``result`` (a JSON result naming the
-command id in ``id_field``; ``status_field`` holds one of the success or failure values).
+Confirmation: ``state`` (the state topic, or a field of its JSON, equals the target value; a JOG
+is the on value then the off value) or ``result`` (a JSON result naming the command id in
+``id_field``; ``status_field`` holds one of the success or failure values) or ``none`` (the
+device never answers: a command ends ``published`` once the broker has it, never completed).
+
+JOG: none, the device's own pulse (``payload_jog``), or done by IoTee: the ON payload, then the
+OFF payload ``jog_seconds`` later, one command confirmed by the state going on and then off (so
+it needs ``state`` confirmation: a result would confirm the first publish alone).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from .device_types import (
     CommandSpec,
     Confirmation,
     DeviceType,
+    FollowUp,
+    NoConfirmation,
     ResultConfirmation,
     SequenceConfirmation,
     StateValue,
@@ -41,6 +48,7 @@ COMMAND_TOPIC = "command_topic"
 CONFIRM = "confirm"
 CONFIRM_STATE = "state"
 CONFIRM_RESULT = "result"
+CONFIRM_NONE = "none"
 AVAILABILITY_TOPIC = "availability_topic"
 PAYLOAD_ONLINE = "payload_online"
 PAYLOAD_OFFLINE = "payload_offline"
@@ -52,6 +60,10 @@ PAYLOAD_JOG = "payload_jog"
 JOG = "jog"
 JOG_NONE = "none"
 JOG_DEVICE = "device"
+JOG_IOTEE = "iotee"
+JOG_SECONDS = "jog_seconds"
+MIN_JOG_SECONDS = 0.1
+MAX_JOG_SECONDS = 3600.0
 STATE_TOPIC = "state_topic"
 STATE_PATH = "state_path"
 VALUE_ON = "value_on"
@@ -77,6 +89,8 @@ ERROR_VALUE = "invalid_value"
 ERROR_SAME_VALUES = "same_values"
 ERROR_PATH = "invalid_path"
 ERROR_VALUES = "invalid_values"
+ERROR_JOG_SECONDS = "invalid_jog_seconds"
+ERROR_JOG_NEEDS_STATE = "jog_needs_state"
 
 _SAMPLE = {"relay": 1, "command_id": "0123456789abcdef", "action": "ON"}
 
@@ -156,7 +170,20 @@ def _field_error(name: str, value: str, data: Mapping[str, Any]) -> str | None:
         return None if 1 <= len(value) <= MAX_VALUE else ERROR_VALUE
     if name == SUCCESS_VALUES:
         return None if values_list(value) else ERROR_VALUES
+    if name == JOG and value == JOG_IOTEE and data.get(CONFIRM) == CONFIRM_RESULT:
+        return ERROR_JOG_NEEDS_STATE
+    if name == JOG_SECONDS:
+        return None if data.get(JOG) != JOG_IOTEE or _jog_seconds(value) else ERROR_JOG_SECONDS
     return None
+
+
+def _jog_seconds(value: object) -> float | None:
+    """Return the JOG duration ``value`` gives, or None when it is not one."""
+    try:
+        seconds = float(str(value).strip())
+    except ValueError:
+        return None
+    return seconds if MIN_JOG_SECONDS <= seconds <= MAX_JOG_SECONDS else None
 
 
 def _path_error(value: str, relay_allowed: bool) -> str | None:
@@ -178,6 +205,8 @@ def custom_device_type(data: Mapping[str, Any]) -> DeviceType:
     value_on, value_off = _text(data, VALUE_ON), _text(data, VALUE_OFF)
 
     def confirmation(*values: str) -> Confirmation:
+        if data.get(CONFIRM) == CONFIRM_NONE:
+            return NoConfirmation()
         if by_state:
             return SequenceConfirmation(state_topic, values, path=path)
         return ResultConfirmation(
@@ -204,9 +233,20 @@ def custom_device_type(data: Mapping[str, Any]) -> DeviceType:
         name: CommandSpec(name, kind, topic, _text(data, key), confirmation(*values))
         for name, key, values in actions
     }
+    seconds = _jog_seconds(data.get(JOG_SECONDS, ""))
+    if not is_lock and data.get(JOG) == JOG_IOTEE and seconds is not None:
+        commands["JOG"] = CommandSpec(
+            "JOG",
+            kind,
+            topic,
+            _text(data, PAYLOAD_ON),
+            confirmation(value_on, value_off),
+            follow_up=FollowUp(_text(data, PAYLOAD_OFF), seconds),
+        )
     reading = (StateValue((value_on,), (value_off,), path=path),) if state_topic else ()
     return DeviceType(
         name=CUSTOM,
+        model="Custom MQTT lock" if is_lock else "Custom MQTT relays",
         commands=commands,
         availability_topic=_text(data, AVAILABILITY_TOPIC),
         payload_online=_text(data, PAYLOAD_ONLINE, "online"),

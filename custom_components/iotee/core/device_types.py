@@ -81,7 +81,15 @@ class RpcConfirmation:
     topic: str
 
 
-type Confirmation = SequenceConfirmation | ResultConfirmation | RpcConfirmation
+@dataclass(frozen=True, slots=True)
+class NoConfirmation:
+    """The device never confirms (a user-defined device that only listens): a command ends
+    ``published`` once HA's MQTT client has handed it to the broker, and says so plainly."""
+
+    topic: str = ""
+
+
+type Confirmation = SequenceConfirmation | ResultConfirmation | RpcConfirmation | NoConfirmation
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +110,18 @@ class StateValue:
 
 
 @dataclass(frozen=True, slots=True)
+class FollowUp:
+    """A second publish IoTee makes itself, ``after`` seconds after the command's publish.
+
+    A JOG done by IoTee for a device without a pulse of its own: the ON payload, then the OFF
+    payload (a template like the command's) once the relay has been closed for ``after`` s.
+    """
+
+    payload: str
+    after: float
+
+
+@dataclass(frozen=True, slots=True)
 class CommandSpec:
     """How one command is sent and confirmed."""
 
@@ -112,6 +132,8 @@ class CommandSpec:
     confirmation: Confirmation
     lock_state: str | None = None
     """For lock commands: the lock state the device reports once done ("1" locked)."""
+    follow_up: FollowUp | None = None
+    """A second publish IoTee makes on the same topic (JOG as ON, then OFF)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +141,7 @@ class DeviceType:
     """A family of devices speaking one MQTT contract."""
 
     name: str
+    """The family's key (stored with devices and commands, ``model_id`` in the device registry)."""
     commands: Mapping[str, CommandSpec]
     availability_topic: str
     payload_online: str
@@ -149,6 +172,8 @@ class DeviceType:
     relay_key_pattern: str = ""
     """The default name of relay ``{relay}`` when the device has several (``state_l{relay}``)."""
     max_relays: int = 32
+    model: str = ""
+    """The family's name for people: the model Home Assistant's device registry shows."""
 
     @property
     def has_lock(self) -> bool:
@@ -220,6 +245,7 @@ def _relay_command(name: str, topic: str, payload: str, confirm: Confirmation) -
 
 IOTEE_DEVICE = DeviceType(
     name="iotee_device",
+    model="IoTee lock controller",
     commands={
         "lock": CommandSpec(
             "lock",
@@ -258,6 +284,7 @@ _WLTE_PAYLOAD = '{{"id": "{command_id}", "action": "{action}"}}'
 
 WLTE_RELAY = DeviceType(
     name="wlte_relay",
+    model="WLTE relay controller",
     commands={
         action: _relay_command(action, _WLTE_SET, _WLTE_PAYLOAD, _WLTE_RESULT)
         for action in ("ON", "OFF", "JOG")
@@ -276,6 +303,7 @@ _TASMOTA_STAT = "stat/{mqtt_id}/POWER{relay}"
 
 TASMOTA = DeviceType(
     name="tasmota",
+    model="Tasmota relay",
     commands={
         "ON": _relay_command(
             "ON", _TASMOTA_CMND, "ON", SequenceConfirmation(_TASMOTA_STAT, ("ON",))
@@ -317,6 +345,7 @@ def _shelly_frame(method: str, params: str) -> str:
 
 SHELLY_GEN2 = DeviceType(
     name="shelly_gen2",
+    model="Shelly Gen2+ relay",
     commands={
         "ON": _relay_command(
             "ON",
@@ -370,6 +399,7 @@ Z2M_LOCK_FAILURES = ("not_fully_locked",)
 
 ZIGBEE2MQTT_LOCK = DeviceType(
     name="zigbee2mqtt_lock",
+    model="Zigbee2MQTT lock",
     commands={
         name: CommandSpec(
             name,
@@ -401,6 +431,7 @@ ZIGBEE2MQTT_LOCK = DeviceType(
 
 ZIGBEE2MQTT_SWITCH = DeviceType(
     name="zigbee2mqtt_switch",
+    model="Zigbee2MQTT switch",
     commands={
         action: _relay_command(
             action,
@@ -433,6 +464,7 @@ ESPHOME_LOCK_FAILURES = ("JAMMED",)
 
 ESPHOME_LOCK = DeviceType(
     name="esphome_lock",
+    model="ESPHome lock",
     commands={
         name: CommandSpec(
             name,
@@ -458,6 +490,7 @@ _ESPHOME_SWITCH = "{topic_prefix}/switch/{relay_key}"
 
 ESPHOME_SWITCH = DeviceType(
     name="esphome_switch",
+    model="ESPHome switch",
     commands={
         action: _relay_command(
             action,
@@ -480,7 +513,12 @@ ESPHOME_SWITCH = DeviceType(
 )
 
 CUSTOM_TYPE = DeviceType(
-    name="custom", commands={}, availability_topic="", payload_online="", payload_offline=""
+    name="custom",
+    model="Custom MQTT device",
+    commands={},
+    availability_topic="",
+    payload_online="",
+    payload_offline="",
 )
 """Stands for "a device the user describes" where a type is named (the type picker, the API);
 each such device gets its own DeviceType (``core/custom_device.py``)."""

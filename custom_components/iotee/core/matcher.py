@@ -16,6 +16,7 @@ from typing import Any
 
 from .device_types import (
     Confirmation,
+    NoConfirmation,
     ResultConfirmation,
     RpcConfirmation,
     SequenceConfirmation,
@@ -122,6 +123,8 @@ class ConfirmationMatcher:
             return self._feed_result(expected, payload)
         if isinstance(expected, RpcConfirmation):
             return self._feed_rpc(payload)
+        if isinstance(expected, NoConfirmation):
+            return None
         return self._feed_sequence(expected, payload)
 
     def _feed_sequence(self, expected: SequenceConfirmation, payload: str) -> Verdict | None:

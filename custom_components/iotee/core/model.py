@@ -205,6 +205,20 @@ class CommandRecord:
             self.error = error
         return old
 
+    @property
+    def awaits_confirmation(self) -> bool:
+        """Return False for a command to a device that never confirms (its deadline is the
+        moment it was created: nothing is waited for)."""
+        return self.deadline > self.created_at
+
+    @property
+    def finished(self) -> bool:
+        """Return True when nothing more will happen to the command: a terminal status, or
+        ``published`` to a device that does not confirm (being sent is all it will ever say)."""
+        return self.status.is_terminal or (
+            self.status is CommandStatus.PUBLISHED and not self.awaits_confirmation
+        )
+
     def record_late_confirmation(self, payload: str, at: datetime) -> None:
         """Keep a confirmation that arrived after the command ended (first one wins)."""
         if self.late_confirmation is None:

@@ -69,6 +69,13 @@ OPEN_STATUSES = (
     CommandStatus.PUBLISHED.value,
     CommandStatus.ACKNOWLEDGED.value,
 )
+_FINISHED = "(status NOT IN (?, ?, ?) OR (status = ? AND deadline <= created_at))"
+"""A finished record: a terminal status, or ``published`` to a device that never confirms
+(``CommandRecord.finished``); its parameters are ``_FINISHED_ARGS``."""
+_FINISHED_KEYED = _FINISHED.replace("status", "c.status").replace(
+    "deadline <= created_at", "c.deadline <= c.created_at"
+)
+_FINISHED_ARGS = (*OPEN_STATUSES, CommandStatus.PUBLISHED.value)
 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -702,11 +709,12 @@ class CommandStore:
     def open_commands(self) -> list[CommandRecord]:
         """Return the records that have not reached a terminal status."""
         rows = self.db.execute(
-            f"SELECT {_COLUMNS} FROM commands WHERE status IN (?, ?, ?) ORDER BY created_at",
-            OPEN_STATUSES,
+            f"SELECT {_COLUMNS} FROM commands WHERE status IN (?, ?, ?)"
+            " AND NOT (status = ? AND deadline <= created_at) ORDER BY created_at",
+            _FINISHED_ARGS,
         )
         records = [self._current(_row_to_record(row)) for row in rows]
-        return [record for record in records if not record.status.is_terminal]
+        return [record for record in records if not record.finished]
 
     def delete(self, command_id: str) -> bool:
         """Delete one record; return whether it existed.
@@ -783,13 +791,13 @@ class CommandStore:
                 _snapshot_keys(
                     db,
                     db.execute(
-                        f"{_SELECT_KEYED} AND c.created_at <= ? AND c.status NOT IN (?, ?, ?)",
-                        (boundary[0], *OPEN_STATUSES),
+                        f"{_SELECT_KEYED} AND c.created_at <= ? AND {_FINISHED_KEYED}",
+                        (boundary[0], *_FINISHED_ARGS),
                     ),
                 )
                 gone = db.execute(
-                    "DELETE FROM commands WHERE created_at <= ? AND status NOT IN (?, ?, ?)",
-                    (boundary[0], *OPEN_STATUSES),
+                    f"DELETE FROM commands WHERE created_at <= ? AND {_FINISHED}",
+                    (boundary[0], *_FINISHED_ARGS),
                 ).rowcount
                 deleted += gone
                 if gone:
@@ -800,13 +808,13 @@ class CommandStore:
             _snapshot_keys(
                 db,
                 db.execute(
-                    f"{_SELECT_KEYED} AND c.created_at < ? AND c.status NOT IN (?, ?, ?)",
-                    (cutoff, *OPEN_STATUSES),
+                    f"{_SELECT_KEYED} AND c.created_at < ? AND {_FINISHED_KEYED}",
+                    (cutoff, *_FINISHED_ARGS),
                 ),
             )
             deleted += db.execute(
-                "DELETE FROM commands WHERE created_at < ? AND status NOT IN (?, ?, ?)",
-                (cutoff, *OPEN_STATUSES),
+                f"DELETE FROM commands WHERE created_at < ? AND {_FINISHED}",
+                (cutoff, *_FINISHED_ARGS),
             ).rowcount
             return deleted, True
 

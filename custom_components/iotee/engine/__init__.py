@@ -32,7 +32,7 @@ from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from custom_components.iotee.const import EVENT_COMMAND_STATUS
 from custom_components.iotee.core.delivery_rules import queue_expiry, queue_minutes
 from custom_components.iotee.core.device_config import DeviceConfig, DeviceState
-from custom_components.iotee.core.device_types import CommandSpec
+from custom_components.iotee.core.device_types import CommandSpec, NoConfirmation
 from custom_components.iotee.core.errors import (
     InvalidRelayError,
     NotRetryableError,
@@ -74,9 +74,12 @@ __all__ = [
     "DeviceListener",
     "DiscoveryListener",
     "EngineSettings",
+    "Removal",
+    "RemovalListener",
 ]
 
 type CommandListener = Callable[[CommandRecord, CommandStatus | None], None]
+type RemovalListener = Callable[["Removal"], None]
 
 
 @dataclass(slots=True)
@@ -87,6 +90,15 @@ class EngineSettings:
     qos: int = 1
     retention_days: float = 90.0
     """The history's retention: no command is kept queued for longer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """Commands left the history: one deleted (``command_id``), or a purge (cutoff, count)."""
+
+    command_id: str | None = None
+    cutoff: datetime | None = None
+    count: int = 1
 
 
 class CommandEngine:
@@ -116,7 +128,7 @@ class CommandEngine:
         self._delivery = Delivery(
             hass,
             qos=lambda: self.settings.qos,
-            timeout=lambda: self.settings.command_timeout,
+            window=self._confirmation_window,
             book=self._book,
             tracker=self._tracker,
             subscriptions=self._subscriptions,
@@ -126,6 +138,7 @@ class CommandEngine:
         )
         self._command_listeners: list[CommandListener] = []
         self._target_listeners: dict[tuple[str, str], list[CommandListener]] = {}
+        self._removal_listeners: list[RemovalListener] = []
         self._last: dict[tuple[str, str], CommandRecord] = {}
         """The newest command of each target (what the entities show as ``last_command_*``)."""
 
@@ -213,6 +226,15 @@ class CommandEngine:
         """Call ``listener(device_type, mqtt_id)`` when an unconfigured device says online."""
         return add_listener(self._book.discovery_listeners, listener)
 
+    @callback
+    def add_removal_listener(self, listener: RemovalListener) -> CALLBACK_TYPE:
+        """Call ``listener(removal)`` once commands were deleted or purged, by whichever door."""
+        return add_listener(self._removal_listeners, listener)
+
+    def _removed(self, removal: Removal) -> None:
+        for listener in list(self._removal_listeners):
+            listener(removal)
+
     # ---- lifecycle -----------------------------------------------------------------------
 
     async def async_start(self) -> None:
@@ -240,6 +262,7 @@ class CommandEngine:
     async def async_stop(self) -> None:
         """Unsubscribe and stop timers; open commands stay open in the store for recovery."""
         self._subscriptions.stop()
+        await self._delivery.async_follow_ups_now()
         self._tracker.stop()
         self._delivery.stop()
         await self._keeper.async_stop()
@@ -368,7 +391,7 @@ class CommandEngine:
             payload=config.render(spec.payload, relay_arg, command_id=command_id, action=name),
             params=checked_params,
             created_at=now,
-            deadline=now + timedelta(seconds=self.settings.command_timeout),
+            deadline=now + timedelta(seconds=self._confirmation_window(spec)),
             retry_of=retry_of,
             source=source,
             caller=caller,
@@ -376,13 +399,24 @@ class CommandEngine:
         if keep_minutes is not None and self.states[config.hardware_id].online is False:
             # Kept for the device: its deadline for confirmation starts once it is published.
             record.queued_until = queue_expiry(now, keep_minutes)
-            record.deadline = record.queued_until + timedelta(seconds=self.settings.command_timeout)
+            if record.awaits_confirmation:
+                window = timedelta(seconds=self._confirmation_window(spec))
+                record.deadline = record.queued_until + window
         await self._keeper.async_insert(record)
         if record.queued:
             self._fire_status(record, None)  # automations see that it waits for the device
         self._notify(record, None)
         await self._async_dispatch(record, config, spec)
         return record
+
+    def _confirmation_window(self, spec: CommandSpec) -> float:
+        """Seconds a command has for its confirmation: none for a device that never confirms
+        (the record's deadline is then its creation), the JOG's duration on top of the timeout
+        when IoTee publishes twice."""
+        if isinstance(spec.confirmation, NoConfirmation):
+            return 0.0
+        pause = spec.follow_up.after if spec.follow_up is not None else 0.0
+        return self.settings.command_timeout + pause
 
     async def _async_dispatch(
         self, record: CommandRecord, config: DeviceConfig, spec: CommandSpec
@@ -560,7 +594,9 @@ class CommandEngine:
             self._tracker.untrack(tracked)
         self._tracker.forget_late(lambda t: t.record.command_id == command_id)
         await self._keeper.async_drain()
-        return await self.store.delete(command_id)
+        if deleted := await self.store.delete(command_id):
+            self._removed(Removal(command_id=command_id))
+        return deleted
 
     async def async_purge(self, older_than_days: float) -> tuple[datetime, int]:
         """Delete finished commands older than ``older_than_days``; return cutoff and count."""
@@ -568,7 +604,9 @@ class CommandEngine:
         # Ended commands the purge deletes get no late answers recorded any more.
         self._tracker.forget_late(lambda t: t.record.created_at < cutoff)
         await self._keeper.async_drain()
-        return cutoff, await self.store.purge(cutoff)
+        if count := await self.store.purge(cutoff):
+            self._removed(Removal(cutoff=cutoff, count=count))
+        return cutoff, count
 
     def open_commands(self) -> Iterable[CommandRecord]:
         """Return the commands being tracked now."""

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 import logging
+from typing import Any
 
 from homeassistant.components import mqtt
 from homeassistant.core import HomeAssistant, callback
@@ -63,7 +64,7 @@ class Delivery:
         hass: HomeAssistant,
         *,
         qos: Callable[[], int],
-        timeout: Callable[[], float],
+        window: Callable[[CommandSpec], float],
         book: DeviceBook,
         tracker: Tracker,
         subscriptions: Subscriptions,
@@ -74,7 +75,10 @@ class Delivery:
         """Publish with ``qos``; end commands that never went out with ``force_end``."""
         self.hass = hass
         self._qos = qos
-        self._timeout = timeout
+        self._window = window
+        self._follow_ups: dict[str, tuple[CommandRecord, str, asyncio.TimerHandle]] = {}
+        """Second publishes due (JOG done by IoTee: OFF after ON) by command id: the command,
+        the payload and the timer."""
         self._book = book
         self._tracker = tracker
         self._subscriptions = subscriptions
@@ -82,7 +86,7 @@ class Delivery:
         self._changed = changed
         self._persist = persist
         self.queue: TargetQueue[Queued] = TargetQueue()
-        self._sends: set[asyncio.Task[None]] = set()
+        self._sends: set[asyncio.Task[Any]] = set()
         self._released: deque[Queued] = deque()
         """Commands whose device came back, waiting for their turn to be published."""
         self._drain: asyncio.Task[None] | None = None
@@ -183,7 +187,8 @@ class Delivery:
                     queued.left.set()
                     continue
                 # The confirmation deadline starts now: the command waited for its device.
-                record.deadline = utcnow() + timedelta(seconds=self._timeout())
+                if record.awaits_confirmation:
+                    record.deadline = utcnow() + timedelta(seconds=self._window(spec))
                 task = self.hass.async_create_task(
                     self._async_send(record, config, spec),
                     f"iotee publish queued {record.command_id}",
@@ -245,6 +250,11 @@ class Delivery:
                 ErrorCode.SUPERSEDED,
                 f"superseded by command {record.command_id}",
             )
+        for command_id, (older, _payload, handle) in list(self._follow_ups.items()):
+            if older.target == record.target:
+                # A newer command to the relay decides its state: no OFF of an older JOG.
+                handle.cancel()
+                del self._follow_ups[command_id]
         self._tracker.supersede(record)
         tracked = self._tracker.track(record, config, spec)
         if not self._subscriptions.subscribed.is_set():
@@ -257,9 +267,58 @@ class Delivery:
                 )
                 return
         record.add_attempt(utcnow())
-        await self._async_publish(tracked)
+        if not await self._async_publish(tracked):
+            return
+        if spec.follow_up is not None:
+            payload = config.render(
+                spec.follow_up.payload,
+                record.relay,
+                command_id=record.command_id,
+                action=record.command,
+            )
+            handle = self.hass.loop.call_later(
+                spec.follow_up.after, self._follow_up_due, record, payload
+            )
+            self._follow_ups[record.command_id] = (record, payload, handle)
+        if record.finished:
+            # A device that never confirms: published is all there is to know.
+            self._tracker.untrack(tracked)
 
-    async def _async_publish(self, tracked: Tracked) -> None:
+    @callback
+    def _follow_up_due(self, record: CommandRecord, payload: str) -> None:
+        self._follow_ups.pop(record.command_id, None)
+        self.hass.async_create_task(
+            self._async_follow_up(record, payload), f"iotee follow-up {record.command_id}"
+        )
+
+    async def _async_follow_up(self, record: CommandRecord, payload: str) -> None:
+        """The second publish of a command (JOG by IoTee: OFF), even if the command already
+        ended: the relay must open again. A failed publish fails a command still open."""
+        try:
+            await mqtt.async_publish(
+                self.hass, record.topic, payload, qos=self._qos(), retain=False
+            )
+        except HomeAssistantError as err:
+            _LOGGER.error("Could not open %s again after its JOG: %s", record.target, err)
+            tracked = self._tracker.open.get(record.command_id)
+            if tracked is not None:
+                self._tracker.end(
+                    tracked,
+                    CommandStatus.FAILED,
+                    ErrorCode.PUBLISH_FAILED,
+                    f"second publish failed: {err}",
+                )
+
+    async def async_follow_ups_now(self) -> None:
+        """Stopping: make the second publishes due now rather than never."""
+        due = list(self._follow_ups.values())
+        self._follow_ups.clear()
+        for record, payload, handle in due:
+            handle.cancel()
+            await self._async_follow_up(record, payload)
+
+    async def _async_publish(self, tracked: Tracked) -> bool:
+        """Publish the record's payload (once more); return whether it went out."""
         record = tracked.record
         try:
             await mqtt.async_publish(
@@ -273,12 +332,13 @@ class Delivery:
                     ErrorCode.PUBLISH_FAILED,
                     f"publish failed: {err}",
                 )
-            return
+            return False
         if record.status is CommandStatus.PENDING:
             self._tracker.move(tracked, CommandStatus.PUBLISHED)
         elif len(record.attempts) > 1 and not record.status.is_terminal:
             # A retry went out: the status stays, the attempt is news (event, listeners).
             self._changed(record, record.status)
+        return True
 
     # ---- retries -------------------------------------------------------------------------
 
@@ -288,6 +348,9 @@ class Delivery:
         config = self._book.devices.get(record.hardware_id)
         if config is None or not mqtt.is_connected(self.hass):
             return False
+        spec = config.device_type.commands.get(record.command)
+        if spec is None or spec.follow_up is not None:
+            return False  # a JOG done by IoTee (ON, then OFF) is not published again
         delay = config.delivery.retry.next_delay(record.command, len(record.attempts))
         if delay is None:
             return False
@@ -300,7 +363,7 @@ class Delivery:
         )
         # The record keeps running until the next attempt's deadline (and a late answer to an
         # earlier attempt, on the same topic and id, still completes it).
-        record.deadline = utcnow() + timedelta(seconds=delay + self._timeout())
+        record.deadline = utcnow() + timedelta(seconds=delay + self._window(spec))
         tracked.retry = self.hass.loop.call_later(delay, self._publish_again, tracked, config)
         # Stored, not announced: the event comes with the next attempt's publish.
         self._persist(record)
@@ -320,7 +383,7 @@ class Delivery:
                 record.command_id, confirmation, tracked.matcher.topic
             )
         record.add_attempt(utcnow())
-        record.deadline = utcnow() + timedelta(seconds=self._timeout())
+        record.deadline = utcnow() + timedelta(seconds=self._window(spec))
         self._tracker.arm_deadline(tracked)
         task = self.hass.async_create_task(
             self._async_publish(tracked), f"iotee retry {record.command_id}", eager_start=True

@@ -172,7 +172,8 @@ class DeviceBook:
                 for t in (dtype.availability_topic, dtype.lock_state_topic, dtype.relay_state_topic)
                 if t
             ]
-            templates += [spec.confirmation.topic for spec in dtype.commands.values()]
+            confirmations = (spec.confirmation for spec in dtype.commands.values())
+            templates += [c.topic for c in confirmations if c.topic]
             for template in templates:
                 filters[filter_for(template, values)] = None
         return list(filters)

@@ -17,7 +17,11 @@ from homeassistant.helpers import issue_registry as ir
 
 from custom_components.iotee.const import DOMAIN
 from custom_components.iotee.core.model import CommandRecord
-from custom_components.iotee.core.store import AsyncCommandStore, StoreFaultError
+from custom_components.iotee.core.store import (
+    AsyncCommandStore,
+    StoreFaultError,
+    WritesPendingError,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -81,6 +85,11 @@ class StoreKeeper:
 
     def _store_failed(self, err: StoreFaultError) -> None:
         """Report a store fault once (log and repair issue); retry kept writes periodically."""
+        if isinstance(err, WritesPendingError) and not self.store.pending_writes:
+            # Reported late: what that write kept back has been written since (by the next
+            # command's insert, say), so the store works; reporting it now would raise an issue
+            # that nothing clears.
+            return
         if self.store_fault is None:
             _LOGGER.error(
                 "Cannot write the command store %s: %s. Commands keep running; status changes"

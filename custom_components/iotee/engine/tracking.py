@@ -76,7 +76,8 @@ class Tracker:
         self.open[record.command_id] = tracked
         self.by_topic.setdefault(topic, []).append(tracked)
         self.by_target[record.target] = tracked
-        self.arm_deadline(tracked)
+        if record.awaits_confirmation:
+            self.arm_deadline(tracked)
         return tracked
 
     def arm_deadline(self, tracked: Tracked) -> None:

@@ -2,16 +2,24 @@
 
 Rights come from ``core.rights``, as for the REST APIs and the HA actions: a Home Assistant
 user holds both scopes, a user without control permission (a read-only user) ``read`` only, and
-administrators hold ``admin``.
+administrators hold ``admin``. ``engine_action`` wraps a command that acts on the engine in all
+of that: the refusal, ``not_loaded``, and the engine's and the store's errors as answers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from functools import wraps
 from typing import Any, Final
 
 from homeassistant.auth.permissions.const import POLICY_CONTROL
 from homeassistant.components.websocket_api.connection import ActiveConnection
-from homeassistant.components.websocket_api.const import ERR_NOT_FOUND, ERR_UNAUTHORIZED
+from homeassistant.components.websocket_api.const import (
+    ERR_NOT_FOUND,
+    ERR_UNAUTHORIZED,
+    WebSocketCommandHandler,
+)
+from homeassistant.components.websocket_api.decorators import async_response
 from homeassistant.core import HomeAssistant
 
 from custom_components.iotee.core.errors import (
@@ -20,11 +28,15 @@ from custom_components.iotee.core.errors import (
     UnknownDeviceError,
 )
 from custom_components.iotee.core.rights import SCOPE_CONTROL, SCOPE_READ, Operation, Right, missing
+from custom_components.iotee.core.store import StoreError
 from custom_components.iotee.engine import CommandEngine
 from custom_components.iotee.runtime import loaded_engine
 
 ERR_NOT_LOADED: Final = "not_loaded"
 ERR_STORE: Final = "store_error"
+
+type EngineAction = Callable[[CommandEngine, ActiveConnection, dict[str, Any]], Awaitable[Any]]
+"""Acts on the engine for one message; returns the result to answer."""
 
 _NEEDS: Final[dict[Right, str]] = {
     Right.ADMIN: "an administrator",
@@ -74,3 +86,34 @@ def send_command_error(
         connection.send_error(msg["id"], ERR_NOT_FOUND, str(err))
     else:
         connection.send_error(msg["id"], err.code, str(err))
+
+
+def engine_action(operation: Operation) -> Callable[[EngineAction], WebSocketCommandHandler]:
+    """Turn ``action`` into a websocket handler answering its result, or the refusal or error.
+
+    Unless the user may do ``operation`` the answer is ``unauthorized``; without a loaded hub
+    ``not_loaded``; a ``CommandError`` is answered by ``send_command_error``, a ``StoreError``
+    with ``store_error``.
+    """
+
+    def wrap(action: EngineAction) -> WebSocketCommandHandler:
+        @wraps(action)
+        async def handle(
+            hass: HomeAssistant, connection: ActiveConnection, msg: dict[str, Any]
+        ) -> None:
+            if refused(connection, msg, operation):
+                return
+            if (engine := engine_or_error(hass, connection, msg)) is None:
+                return
+            try:
+                result = await action(engine, connection, msg)
+            except CommandError as err:
+                send_command_error(connection, msg, err)
+            except StoreError as err:
+                connection.send_error(msg["id"], ERR_STORE, str(err))
+            else:
+                connection.send_result(msg["id"], result)
+
+        return async_response(handle)
+
+    return wrap

@@ -1,7 +1,8 @@
 """Acting on commands over the websocket: ``iotee/commands/send``, ``retry``, ``delete``, ``purge``.
 
-Deletes and purges are announced to every ``iotee/commands/subscribe`` (``SIGNAL_REMOVED``), so
-each open panel drops the rows at once.
+Each is its few distinct lines inside ``access.engine_action`` (rights, no hub, errors). Deletes
+and purges reach every ``iotee/commands/subscribe`` through the engine's removal listeners, as
+those made through the REST API, the actions and the daily retention purge do.
 """
 
 from __future__ import annotations
@@ -9,23 +10,18 @@ from __future__ import annotations
 from typing import Any, Final
 
 from homeassistant.components.websocket_api.connection import ActiveConnection
-from homeassistant.components.websocket_api.const import ERR_NOT_FOUND
-from homeassistant.components.websocket_api.decorators import async_response, websocket_command
-from homeassistant.core import HomeAssistant
+from homeassistant.components.websocket_api.decorators import websocket_command
 from homeassistant.helpers import config_validation as cv
-from homeassistant.helpers.dispatcher import async_dispatcher_send
 import probatio as vol  # HA's schema library; `voluptuous` resolves to its shim at run time
 
-from custom_components.iotee.core.errors import CommandError
+from custom_components.iotee.core.errors import UnknownCommandError
 from custom_components.iotee.core.model import isoformat_z
 from custom_components.iotee.core.rights import Operation
-from custom_components.iotee.core.store import StoreError
+from custom_components.iotee.engine import CommandEngine
 
-from .access import ERR_STORE, engine_or_error, refused, send_command_error
+from .access import engine_action
 from .present import command_out
 
-SIGNAL_REMOVED: Final = "iotee_ws_commands_removed"
-"""Dispatched with ``{"deleted": [ids]}`` or ``{"purged": {"cutoff_date", "deleted"}}``."""
 SOURCE: Final = "websocket"
 MAX_PURGE_DAYS: Final = 36500
 _COMMAND_ID = vol.All(str, vol.Length(min=1, max=64))
@@ -40,74 +36,45 @@ _COMMAND_ID = vol.All(str, vol.Length(min=1, max=64))
         vol.Optional("params"): dict,
     }
 )
-@async_response
-async def ws_send(hass: HomeAssistant, connection: ActiveConnection, msg: dict[str, Any]) -> None:
+@engine_action(Operation.SEND)
+async def ws_send(
+    engine: CommandEngine, connection: ActiveConnection, msg: dict[str, Any]
+) -> dict[str, Any]:
     """Create, store and publish a command; answer its record as it stands."""
-    if refused(connection, msg, Operation.SEND):
-        return
-    if (engine := engine_or_error(hass, connection, msg)) is None:
-        return
-    try:
-        record = await engine.async_submit(
-            msg["device"],
-            msg["command"].strip(),
-            msg.get("relay"),
-            msg.get("params"),
-            source=SOURCE,
-            caller=connection.user.id,
-        )
-    except CommandError as err:
-        send_command_error(connection, msg, err)
-        return
-    except StoreError as err:
-        connection.send_error(msg["id"], ERR_STORE, str(err))
-        return
-    connection.send_result(msg["id"], command_out(engine, record))
+    record = await engine.async_submit(
+        msg["device"],
+        msg["command"].strip(),
+        msg.get("relay"),
+        msg.get("params"),
+        source=SOURCE,
+        caller=connection.user.id,
+    )
+    return command_out(engine, record)
 
 
 @websocket_command(
     {vol.Required("type"): "iotee/commands/retry", vol.Required("command_id"): _COMMAND_ID}
 )
-@async_response
-async def ws_retry(hass: HomeAssistant, connection: ActiveConnection, msg: dict[str, Any]) -> None:
+@engine_action(Operation.RETRY)
+async def ws_retry(
+    engine: CommandEngine, connection: ActiveConnection, msg: dict[str, Any]
+) -> dict[str, Any]:
     """Send a failed or timed-out command again, as a new command linked to it."""
-    if refused(connection, msg, Operation.RETRY):
-        return
-    if (engine := engine_or_error(hass, connection, msg)) is None:
-        return
-    try:
-        record = await engine.async_retry(
-            msg["command_id"], source=SOURCE, caller=connection.user.id
-        )
-    except CommandError as err:
-        send_command_error(connection, msg, err)
-        return
-    except StoreError as err:
-        connection.send_error(msg["id"], ERR_STORE, str(err))
-        return
-    connection.send_result(msg["id"], command_out(engine, record))
+    record = await engine.async_retry(msg["command_id"], source=SOURCE, caller=connection.user.id)
+    return command_out(engine, record)
 
 
 @websocket_command(
     {vol.Required("type"): "iotee/commands/delete", vol.Required("command_id"): _COMMAND_ID}
 )
-@async_response
-async def ws_delete(hass: HomeAssistant, connection: ActiveConnection, msg: dict[str, Any]) -> None:
+@engine_action(Operation.DELETE)
+async def ws_delete(
+    engine: CommandEngine, connection: ActiveConnection, msg: dict[str, Any]
+) -> dict[str, Any]:
     """Delete one command from the history."""
-    if refused(connection, msg, Operation.DELETE):
-        return
-    if (engine := engine_or_error(hass, connection, msg)) is None:
-        return
-    try:
-        deleted = await engine.async_delete(msg["command_id"])
-    except StoreError as err:
-        connection.send_error(msg["id"], ERR_STORE, str(err))
-        return
-    if not deleted:
-        connection.send_error(msg["id"], ERR_NOT_FOUND, f"No command {msg['command_id']!r}.")
-        return
-    async_dispatcher_send(hass, SIGNAL_REMOVED, {"deleted": [msg["command_id"]]})
-    connection.send_result(msg["id"], {"deleted": True})
+    if not await engine.async_delete(msg["command_id"]):
+        raise UnknownCommandError(f"No command {msg['command_id']!r}.")
+    return {"deleted": True}
 
 
 @websocket_command(
@@ -118,18 +85,10 @@ async def ws_delete(hass: HomeAssistant, connection: ActiveConnection, msg: dict
         ),
     }
 )
-@async_response
-async def ws_purge(hass: HomeAssistant, connection: ActiveConnection, msg: dict[str, Any]) -> None:
+@engine_action(Operation.PURGE)
+async def ws_purge(
+    engine: CommandEngine, connection: ActiveConnection, msg: dict[str, Any]
+) -> dict[str, Any]:
     """Delete finished commands older than ``older_than_days``; answer the cutoff and count."""
-    if refused(connection, msg, Operation.PURGE):
-        return
-    if (engine := engine_or_error(hass, connection, msg)) is None:
-        return
-    try:
-        cutoff, deleted = await engine.async_purge(msg["older_than_days"])
-    except StoreError as err:
-        connection.send_error(msg["id"], ERR_STORE, str(err))
-        return
-    result = {"cutoff_date": isoformat_z(cutoff), "deleted": deleted}
-    async_dispatcher_send(hass, SIGNAL_REMOVED, {"purged": result})
-    connection.send_result(msg["id"], result)
+    cutoff, deleted = await engine.async_purge(msg["older_than_days"])
+    return {"cutoff_date": isoformat_z(cutoff), "deleted": deleted}

@@ -2,8 +2,9 @@
 
 After the result, each change is an event ``{"command": {...}, "old_status": ...}``
 (``old_status`` null for a new command, equal to ``status`` for a late confirmation); deletes and
-purges made through this API are events ``{"deleted": [ids]}`` and ``{"purged": {...}}``. The
-subscription follows the hub across reloads and ends with the connection.
+purges are events ``{"deleted": [ids]}`` and ``{"purged": {"cutoff_date", "deleted"}}``, whichever
+door made them (this API, the REST API, the actions, the daily retention purge). The subscription
+follows the hub across reloads and ends with the connection.
 """
 
 from __future__ import annotations
@@ -13,17 +14,22 @@ from typing import Any
 from homeassistant.components.websocket_api.connection import ActiveConnection
 from homeassistant.components.websocket_api.decorators import websocket_command
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.helpers.dispatcher import async_dispatcher_connect
 import probatio as vol  # HA's schema library; `voluptuous` resolves to its shim at run time
 
-from custom_components.iotee.core.model import CommandRecord, CommandStatus
-from custom_components.iotee.engine import CommandEngine
+from custom_components.iotee.core.model import CommandRecord, CommandStatus, isoformat_z
+from custom_components.iotee.engine import CommandEngine, Removal
 from custom_components.iotee.engine_watch import async_follow_engine
 
 from .access import engine_or_error, refused
-from .act import SIGNAL_REMOVED
 from .present import command_out
 from .scope import FILTER_SCHEMA, ScopeError, build_query, list_operation
+
+
+def removal_event(removal: Removal) -> dict[str, Any]:
+    """Return the event of a delete (``deleted``) or a purge (``purged``)."""
+    if removal.cutoff is None:
+        return {"deleted": [removal.command_id]}
+    return {"purged": {"cutoff_date": isoformat_z(removal.cutoff), "deleted": removal.count}}
 
 
 @websocket_command({vol.Required("type"): "iotee/commands/subscribe", **FILTER_SCHEMA})
@@ -53,19 +59,19 @@ def ws_subscribe(hass: HomeAssistant, connection: ActiveConnection, msg: dict[st
                     },
                 )
 
-        return current.add_command_listener(changed)
+        @callback
+        def removed(removal: Removal) -> None:
+            connection.send_event(msg_id, removal_event(removal))
 
-    @callback
-    def removed(what: dict[str, Any]) -> None:
-        connection.send_event(msg_id, what)
+        stop_changes = current.add_command_listener(changed)
+        stop_removals = current.add_removal_listener(removed)
 
-    stop_following = async_follow_engine(hass, attach)
-    stop_removed = async_dispatcher_connect(hass, SIGNAL_REMOVED, removed)
+        @callback
+        def detach() -> None:
+            stop_changes()
+            stop_removals()
 
-    @callback
-    def unsubscribe() -> None:
-        stop_following()
-        stop_removed()
+        return detach
 
-    connection.subscriptions[msg_id] = unsubscribe
+    connection.subscriptions[msg_id] = async_follow_engine(hass, attach)
     connection.send_result(msg_id)
