@@ -261,11 +261,18 @@ async def test_expiry_passed_during_a_restart_ends_expired(
 
 
 async def test_device_missing_two_publishes_completes_on_attempt_three(
-    hass: HomeAssistant, hub: MockConfigEntry, sims: dict[str, SimulatedDevice], peer: PahoPeer
+    hass: HomeAssistant,
+    mqtt_entry: MockConfigEntry,
+    sims: dict[str, SimulatedDevice],
+    peer: PahoPeer,
 ) -> None:
     """The device ignores the first two publishes: the same record is published three times
     and completes on the third, every attempt recorded; the command is never timed out."""
-    engine = engine_of(hub)
+    entry = await setup_hub(hass, _devices(retry_backoff=1.0), **{CONF_COMMAND_TIMEOUT: 1.0})
+    await engine_subscribed(hass, entry)
+    hub = entry
+    engine = engine_of(entry)
+    await wait_for(lambda: engine.states[LOCK_ID].online is True)
     lock = sims[LOCK_ID]
     await hass.async_add_executor_job(lambda: lock.set_behaviour(mode="silent"))
     seen: list[str] = []
@@ -273,15 +280,15 @@ async def test_device_missing_two_publishes_completes_on_attempt_three(
     def count(_peer: PahoPeer, message: Any) -> None:
         if message.topic == RLS:
             seen.append(message.payload)
-            if len(seen) == 2:
-                # Answer from the third on (the second arrived under the silent behaviour).
-                lock.set_behaviour(mode="normal")
 
     await hass.async_add_executor_job(peer.subscribe, RLS)
     peer.handlers.append(count)
     events = async_capture_events(hass, EVENT_COMMAND_STATUS)
     record = await engine.async_submit(LOCK_ID, "unlock", source="test")
-    final = await engine.async_wait(record.command_id, 10)
+    # The second attempt timed out; the third goes out after a 2 s backoff: answer from then on.
+    await wait_for(lambda: [a.outcome for a in record.attempts] == ["timeout", "timeout"])
+    await hass.async_add_executor_job(lambda: lock.set_behaviour(mode="normal"))
+    final = await engine.async_wait(record.command_id, 15)
     assert final.status is CommandStatus.COMPLETED
     assert [(a.number, a.outcome) for a in final.attempts] == [
         (1, "timeout"),
