@@ -280,8 +280,9 @@ class Delivery:
                 spec.follow_up.after, self._follow_up_due, record, payload
             )
             self._follow_ups[record.command_id] = (record, payload, handle)
-        if record.finished:
-            # A device that never confirms: published is all there is to know.
+        if record.finished and not record.status.is_terminal:
+            # A device that never confirms: published is all there is to know. (A command that
+            # ended while its publish was under way is no longer tracked.)
             self._tracker.untrack(tracked)
 
     @callback

@@ -209,7 +209,7 @@ class Tracker:
             tracked.retry = None
         self.open.pop(record.command_id, None)
         waiting = self.by_topic.get(tracked.matcher.topic)
-        if waiting is not None:
+        if waiting is not None and tracked in waiting:
             waiting.remove(tracked)
             if not waiting:
                 del self.by_topic[tracked.matcher.topic]
