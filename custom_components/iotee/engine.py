@@ -144,7 +144,7 @@ class CommandEngine:
         self._hardware_listeners: dict[str, list[DeviceListener]] = {}
         self._discovery_listeners: list[DiscoveryListener] = []
         self._unsubscribes: list[CALLBACK_TYPE] = []
-        self._writes: set[asyncio.Task[None]] = set()
+        self._writes: set[asyncio.Future[None]] = set()
         self.subscription_filters: list[str] = []
         self._subscribed = asyncio.Event()
         """Set while the broker has acknowledged every subscription of the current connection."""
@@ -701,19 +701,27 @@ class CommandEngine:
             listener(record, old)
 
     def _persist(self, record: CommandRecord) -> None:
-        task = self.hass.async_create_task(
-            self._async_write(record), f"iotee store {record.command_id}", eager_start=True
-        )
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        """Write ``record``'s state with the other status changes of this loop iteration.
 
-    async def _async_write(self, record: CommandRecord) -> None:
-        try:
-            await self.store.update(record)
-        except StoreFaultError as err:
+        One group commit per iteration (``AsyncCommandStore.update_soon``): its outcome is
+        handled once, by ``_async_write``, however many changes it carries.
+        """
+        written = self.store.update_soon(record)
+        if written not in self._writes:
+            self._writes.add(written)
+            written.add_done_callback(self._async_write)
+
+    @callback
+    def _async_write(self, written: asyncio.Future[None]) -> None:
+        """A group commit of status changes ended: report a store fault, or its end."""
+        self._writes.discard(written)
+        if written.cancelled():
+            return  # nobody learns the outcome; the store still keeps what it could not write
+        err = written.exception()
+        if isinstance(err, StoreFaultError):
             self._store_failed(err)
-        except Exception:
-            _LOGGER.exception("Could not store command %s", record.command_id)
+        elif err is not None:
+            _LOGGER.error("Could not store status changes", exc_info=err)
         else:
             self._store_ok()
 
