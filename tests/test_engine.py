@@ -366,6 +366,30 @@ async def test_restart_after_deadline_times_out(
     assert "deadline passed" in stored.error
 
 
+async def test_stop_while_an_answered_publish_waits_leaves_it_for_recovery(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry
+) -> None:
+    """A command answered before its publish finished (``await_publish=False``) whose publish
+    still waits when Home Assistant stops: the stop does not wait for it, the record stays as
+    stored, and the next start ends it (``interrupted``) instead of leaving it open."""
+    entry = await setup_hub(hass)
+    engine = engine_of(entry)
+    never = asyncio.Event()
+
+    async def waits_forever(*args: Any, **kwargs: Any) -> None:
+        await never.wait()
+
+    with patch.object(mqtt, "async_publish", waits_forever):
+        record = await engine.async_submit(LOCK_ID, "lock", source="test", await_publish=False)
+        await asyncio.sleep(0.05)
+        assert record.status is CommandStatus.PENDING
+        await stop_hub(hass, entry)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    stored = await entry.runtime_data.engine.async_get(record.command_id)
+    assert (stored.status, stored.error_code) == (CommandStatus.FAILED, "interrupted")
+
+
 async def test_retry_creates_linked_command(hass: HomeAssistant, hub: MockConfigEntry) -> None:
     """Only a failed or timed-out command can be retried; the new one links to it."""
     from custom_components.iotee.core.errors import NotRetryableError, UnknownCommandError

@@ -145,6 +145,8 @@ class CommandEngine:
         self._discovery_listeners: list[DiscoveryListener] = []
         self._unsubscribes: list[CALLBACK_TYPE] = []
         self._writes: set[asyncio.Future[None]] = set()
+        self._dispatches: set[asyncio.Task[None]] = set()
+        """Publishes still waiting for the broker after their command was answered."""
         self.subscription_filters: list[str] = []
         self._subscribed = asyncio.Event()
         """Set while the broker has acknowledged every subscription of the current connection."""
@@ -387,6 +389,12 @@ class CommandEngine:
         self._by_topic.clear()
         self._by_target.clear()
         self._stopping = True
+        # Publishes of answered commands still waiting (for the broker's PUBACK, or for the
+        # subscriptions): their records stay as stored, for the next start's recovery.
+        for task in self._dispatches:
+            task.cancel()
+        if self._dispatches:
+            await asyncio.gather(*self._dispatches, return_exceptions=True)
         if self._writes:
             await asyncio.gather(*self._writes, return_exceptions=True)
         # After the last writes: a write failing meanwhile must not leave a retry scheduled.
@@ -491,8 +499,17 @@ class CommandEngine:
         caller: str | None = None,
         retry_of: str | None = None,
         command_id: str | None = None,
+        await_publish: bool = True,
     ) -> CommandRecord:
-        """Create, store and publish a command; return its record (status as it stands)."""
+        """Create, store and publish a command; return its record (status as it stands).
+
+        ``await_publish=False`` returns once the record is stored: the dispatch starts as an
+        eager task, so its checks that need no waiting (HA's MQTT client not connected, the
+        device known offline, superseding the target's open command) and the hand-over to
+        HA's MQTT client happen before this returns; the wait for the broker's PUBACK and the
+        move to ``published`` - or a publish that fails after all - come later, through the
+        record, the ``iotee_command_status`` event and the entity.
+        """
         config, spec, name = self.resolve(device_ref, command, relay)
         checked_params = check_params(params)
         command_id = command_id or new_command_id()
@@ -522,7 +539,17 @@ class CommandEngine:
             raise
         self._store_ok()
         self._notify(record, None)
-        await self._async_dispatch(record, config, spec)
+        if await_publish:
+            await self._async_dispatch(record, config, spec)
+            return record
+        task = self.hass.async_create_task(
+            self._async_dispatch(record, config, spec),
+            f"iotee publish {record.command_id}",
+            eager_start=True,
+        )
+        if not task.done():
+            self._dispatches.add(task)
+            task.add_done_callback(self._dispatches.discard)
         return record
 
     async def _async_dispatch(
@@ -985,7 +1012,12 @@ class CommandEngine:
         return record
 
     async def async_retry(
-        self, command_id: str, *, source: str, caller: str | None = None
+        self,
+        command_id: str,
+        *,
+        source: str,
+        caller: str | None = None,
+        await_publish: bool = True,
     ) -> CommandRecord:
         """Send a failed or timed-out command again, as a new command linked to it."""
         original = await self.async_get(command_id)
@@ -1004,6 +1036,7 @@ class CommandEngine:
             source=source,
             caller=caller,
             retry_of=original.command_id,
+            await_publish=await_publish,
         )
 
     async def async_list(
