@@ -67,10 +67,8 @@ JSON to `bench/results/latest.json` and regenerates this page and README's table
   The HA CPU share says which side was the bottleneck. On the stock stack both sides wait for
   delayed ACKs long before the CPU runs out, so the target judges the tuned stack, where HA's
   core is the bottleneck: that ratio is tracking's CPU cost.
-- **Candidates**: `bench/candidates.py` patches the running engine of the same instance: the
-  early answer on a second simulated lock, interleaved with today's path; the throughput cuts
-  as further alternating runs. `--profile DIR` writes pyinstrument reports of one more run of
-  each throughput side (tuned stack) and of one more startup (row 5), not counted.
+- **Profiles**: `--profile DIR` writes pyinstrument reports of one more run of each throughput
+  side (tuned stack) and of one more startup (row 5), not counted.
 - **4. History at scale**: rows shaped like the store's own (built with its row function from
   real records), spread over 100 devices and 90 days, bulk-inserted through the store's SQLite
   connection on its worker thread. Queries (`limit=100`, 200 each), the purge of everything and
@@ -135,32 +133,31 @@ IoTee must not reach into HA's client). EMQX 5 turns Nagle off on its listeners 
 (`listeners.tcp.<name>.tcp_options.nodelay`, default `true` in its configuration schema);
 NanoMQ's listener documentation lists no such option.
 
-## What IoTee can change: answer once stored
+## What IoTee changed: the send answers once stored
 
-The Commands API's send waits for the broker's PUBACK before it answers, so it inherits hold 1.
-The candidate (the spec's own example answers `"status": "pending"`): answer once the record is
-stored, publish right after. Measured in the same stock run on a second simulated lock (the
-candidate table; run of 2026-12-02): 50 ms apart the send's p50 went from 34.4 to 3.9 ms with
-an HA token and from 32.8 to 3.5 ms with an API key (1.35x and 1.24x HA's QoS 0 publish); in
-bursts p50 from 4.9 to 2.5 ms and 4.5 to 2.2 ms, p99 from 47 to 7.4 and 6.3 ms (1 request in
-400 over 10 ms instead of 146). The hold moves out of the caller's way; the command reaches the
-device at the same moment as before. What is left against QoS 0 (0.7-1 ms at p50) is the
-durable insert's round trip to the store thread and the view's own work: the targets of 1.1x
-and 1.2x (spaced) and 1.3x (bursts) are still missed by that much.
+The Commands API's send waited for the broker's PUBACK before it answered, so it inherited
+hold 1. It now answers once the record is durably stored (`"status": "pending"`, as the spec's
+own example answers) and publishes right after (`async_submit(..., await_publish=False)`, the
+dispatch an eagerly started task): the hold moves out of the caller's way, and the command
+reaches the device at the same moment as before. Measured before the change by a harness on a
+second simulated lock, in the same stock run (run of 2026-12-02, full sizes): 50 ms apart the
+send's p50 went from 34.4 to 3.9 ms with an HA token and from 32.8 to 3.5 ms with an API key;
+in bursts p99 from 47 to 7.4 and 6.3 ms. Rows 1 above are the product now. What is left
+against HA's QoS 0 publish is the durable insert's round trip to the store thread and the
+view's own work.
 
-What callers keep and lose with the proposed change (`async_submit(..., await_publish=False)`,
-the dispatch as an eagerly started task): the checks that need no waiting still run before the
-answer - superseding an open command, HA's MQTT client not connected, the device known offline -
-so those still answer `failed` at once; "stored before published" stays. What moves to the
-record, the `iotee_command_status` event and the entity is only a publish that fails after it
-was handed to HA's client (the connection dropping meanwhile). The WLTE API waits for the
-device anyway, so its 503 and its answer are unchanged - and it keeps holds 1 and 2, which no
-IoTee change removes (its target, bare QoS 1 + 2 ms, is out of reach on a stock stack).
+What callers keep and lose (docs/api.md): the checks that need no waiting still run before
+the answer - superseding an open command, HA's MQTT client not connected, the device known
+offline - so those still answer `failed` at once; "stored before published" stays. What moves
+to the record, the `iotee_command_status` event and the entity is only a publish that fails
+after it was handed to HA's client (the connection dropping meanwhile). The WLTE API waits for
+the device anyway, so its 503 and its answer are unchanged - and it keeps holds 1 and 2, which
+no IoTee change removes (its target, bare QoS 1 + 2 ms, is out of reach on a stock stack).
 
 ## Tracking cost (row 3)
 
-A pyinstrument profile of one more IoTee throughput run (tuned stack; `--profile`) splits the
-event loop's time per command. Shares of the profiled IoTee run:
+A pyinstrument profile of an IoTee throughput run (tuned stack; `--profile`; run of 2026-12-02,
+before the changes below) split the event loop's time per confirmed command:
 
 | cost, per confirmed command | share of the event loop |
 |---|---|
@@ -171,18 +168,22 @@ event loop's time per command. Shares of the profiled IoTee run:
 | the insert's round trip to the store thread, update hand-overs (`run_in_executor`) | 7 % |
 | HA's publish, service call and MQTT message handling (what the baseline pays too) | the rest |
 
+Now: on a device report only the entities whose availability or state changed write; the JOG
+button writes only for its relay's JOG commands; command ids come from a per-process generator
+seeded once from `os.urandom`; a loop iteration's status changes are one store call, one
+transaction and one future (group commit), no task per change.
+
 Throughput alone misjudges this on a shared machine (the bare side's bottleneck moves with the
-load on the devices' core), so the candidate table also gives HA's CPU time per confirmed
-command, which is what a box pays. In the run of 2026-12-02: bare 0.73 ms, IoTee 2.19 ms (3.0x);
-with group commit (a loop iteration's status updates in one store call and one transaction)
-1.80 ms; with entities writing on a device report only when their availability or state
-changed 1.61 ms; with both 1.41 ms (1.9x bare, -36 %), and 697 instead of 433 commands/s. The
-two alternating rounds of each side differed by up to 2x in commands/s (other developers'
-tests started during the run), so read the CPU per command, not the second digit of the rate.
-Further proposals from the profile: draw command ids from a per-process generator seeded once
-from `os.urandom` instead of one system call each (9 %); build the event payload and the row
-once per status change; write the JOG button only when its own command changes (today it
-writes on every command of its relay's switch too).
+load on the devices' core), so row 3 also gives HA's CPU time per confirmed command, which is
+what a box pays. Before the changes (run of 2026-12-02): bare 0.73 ms, IoTee 2.19 ms (3.0x);
+the harnesses measured 1.80 ms with group commit, 1.61 ms with the device-report cut and
+1.41 ms with both (697 instead of 433 commands/s). Row 3 above is the product with all of them.
+In the reduced run of 2026-12-02 06:43 (2,000 commands per run, on a faster and quieter machine
+of the same type: the bare side took 0.25 ms of HA's CPU per command, against 0.73 ms before)
+IoTee took 0.71 ms per command, 2.8x bare, and confirmed 0.36x bare's rate: the 0.6x target is
+still missed on the tuned stack, where the bare side is no longer held by delayed ACKs.
+Across machines only the ratio compares: 3.0x bare's CPU before, 2.8x after; the next cut is
+a profile on this machine (`--profile`).
 
 ## Startup of a large home (row 5)
 
@@ -190,7 +191,9 @@ writes on every command of its relay's switch too).
 (`MAX_ENABLED_ENTITIES_PER_CONFIG_ENTRY` in `helpers/entity_platform.py`; it logs one warning
 and aborts every further entity). IoTee keeps every device as a subentry of its one hub entry,
 so of the 25,000 entities of 5,000 devices only the first 10,000 exist: a home beyond about
-2,000 devices loses entities today. The row measures what HA creates.
+2,000 devices loses entities. IoTee detects it at setup and raises a repair issue naming the
+devices without (all) entities and what to do (README, "Entities"). The row measures what HA
+creates.
 
 With 5,000 devices (25,000 entities) the longest event-loop stall from the start of the hub's
 setup until every device's state is in is one callback of several seconds: the task step of
@@ -200,11 +203,14 @@ task that never has to wait, so all 10,000 entities are created, registered and 
 go (3.7-4.4 s in the run of 2026-12-02, against 8 ms for the hub without devices).
 The profile of that span: entity platform work (HA's registries, first state writes) is
 most of it, IoTee's own share (device registry entries, listeners, `async_added_to_hass`) about
-a fifth. Proposal for IoTee's share: let the loop run between devices - each platform's
-`async_setup_entry` yields (`await asyncio.sleep(0)`) after every 100 devices, so the stall is
-bounded by one batch; and the device-report write cut above also removes most of the state
-writes while the retained states arrive. The rest of the time until every state is in is HA's
-MQTT client matching each retained message against every wildcard subscription.
+a fifth. Now each platform's setup yields to the loop (`await asyncio.sleep(0)`) after every
+100 devices, which bounds the platforms' share by one batch, and the device-report write cut
+removes most of the state writes while the retained states arrive. The reduced run of
+2026-12-02 06:43 still names a step of `ConfigEntry.async_setup_locked` as the longest stall
+(422 ms at 1,000 devices): what is left is in that task's other steps before the platforms
+(the device registry sync of every device, say) and is not profiled yet. The rest of the time
+until every state is in is HA's MQTT client matching each retained message against every
+wildcard subscription.
 
 ## Fixed earlier
 
@@ -248,13 +254,20 @@ def render(result: dict[str, Any], rows: list[Row]) -> str:
         f"start, {load_end:.2f} at the end: the 2 cores were shared with other developers'"
         " test runs, so single rows move by tens of percent between runs; read the ratios"
         " and the order of magnitude, not the second digit.\n\n"
+        f"{sizes_line(sizes)}\n\n"
+        f"{markdown_tables(rows, result['raw'])}\n\n"
+        f"{_HOW}\n" + _FINDINGS.replace("{capture_table}", capture_table())
+    )
+
+
+def sizes_line(sizes: dict[str, Any]) -> str:
+    """What the run measured, in numbers (a reduced run says so by them)."""
+    return (
         f"Sizes: {sizes['spaced_rounds']:,} spaced requests and {sizes['bursts']} bursts of "
         f"{sizes['burst_size']} per kind (rows 1-2), "
         f"{sizes['tp_commands']:,} commands per throughput run, "
         f"{sizes['history_rows']:,} stored commands, {sizes['startup_devices']:,} devices at "
-        f"startup.\n\n"
-        f"{markdown_tables(rows, result['raw'])}\n\n"
-        f"{_HOW}\n" + _FINDINGS.replace("{capture_table}", capture_table())
+        "startup."
     )
 
 
@@ -277,7 +290,8 @@ def write_docs(result: dict[str, Any], rows: list[Row]) -> list[Path]:
                 f"{README_START}\n"
                 f"{readme_tables(rows, result['raw'])}\n\n"
                 f"Measured {result['generated_at'][:10]} on {machine_line(result['machine'])}; "
-                f"{result['summary']}. Details: [docs/performance.md](docs/performance.md).\n"
+                f"{result['summary']}. {sizes_line(result['sizes'])} Details:"
+                " [docs/performance.md](docs/performance.md).\n"
             )
             README.write_text(text[:start] + block + text[end:])
             written.append(README)

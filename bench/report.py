@@ -24,9 +24,6 @@ README_END = "<!-- bench:table:end -->"
 TABLES = {
     "stock": "Stock broker (headline): mosquitto's default configuration, no socket option"
     " touched, Home Assistant not pinned (one core for row 3)",
-    "candidate": "Candidates, measured in the same stock run by harnesses that patch the running"
-    " engine (`bench/candidates.py`): the Commands API answering once the record is stored"
-    " (`pending`), and two cuts of the per-command work",
     "network": "What each network setting buys: every request of rows 1-2, p50 / p99 in ms (and"
     " the share over 10 ms), on the stock stack and with Nagle's algorithm turned off step by"
     " step - the broker (`set_tcp_nodelay true`), then the devices, then HA's own MQTT socket",
@@ -164,101 +161,10 @@ def _over(summary: dict[str, Any], note: str) -> str:
     return note if not over else f"{note}; {over} of {summary['n']} over 10 ms"
 
 
-def candidate_rows(latency: dict[str, Any]) -> list[Row]:
-    """Today's send against the candidate path, and the candidate against the headline target."""
-    rows: list[Row] = []
-    for pattern, how in PATTERNS.items():
-        measured = latency[pattern]
-        qos0 = measured["mqtt_publish_qos0"]
-        for pct in ("p50", "p99"):
-            for kind, auth in SENDS:
-                early = measured[kind.replace("iotee_send", "early_send")]
-                today = measured[kind]
-                rows.append(
-                    _latency_row(
-                        "candidate",
-                        f"candidate.1.{pattern}.{kind}.{pct}",
-                        f"1. REST send, {auth}, {how}, {pct}: candidate vs today",
-                        (today[f"{pct}_ms"], _over(today, "today")),
-                        (early[f"{pct}_ms"], _over(early, "answered `pending`")),
-                    )
-                )
-                target = {
-                    ("spaced", "p50", "iotee_send_api_key"): 1.1,
-                    ("spaced", "p50", "iotee_send"): 1.2,
-                    ("burst", "p50", "iotee_send_api_key"): 1.3,
-                    ("burst", "p50", "iotee_send"): 1.3,
-                    ("burst", "p99", "iotee_send_api_key"): 2.0,
-                    ("burst", "p99", "iotee_send"): 2.0,
-                }.get((pattern, pct, kind))
-                rows.append(
-                    _latency_row(
-                        "candidate",
-                        f"candidate.1.{pattern}.{kind}.{pct}.vs_qos0",
-                        f"1. REST send, {auth}, {how}, {pct}: candidate vs QoS 0 publish",
-                        (qos0[f"{pct}_ms"], f"{_PUBLISH} QoS 0"),
-                        (early[f"{pct}_ms"], "answered `pending`"),
-                        _within(target),
-                    )
-                )
-    return rows
-
-
-CUTS = {
-    "group_commit": "group commit of status writes",
-    "fewer_device_writes": "entities write on a device report only what changed",
-    "both": "both cuts",
-}
-
-
 def _cpu(side: dict[str, Any]) -> str:
     """HA's CPU share during a throughput side and its CPU time per confirmed command."""
     per_command_ms = side["ha_cpu_share"] / side["per_s"] * 1000
     return f"HA CPU {side['ha_cpu_share']:.0%}, {per_command_ms:.2f} ms CPU per command"
-
-
-def candidate_throughput_rows(throughput: dict[str, Any]) -> list[Row]:
-    """Row 3 (tuned stack) with each per-command cut of ``bench.candidates``, against today and
-    bare."""
-    rows: list[Row] = []
-    bare = throughput["baseline"]["per_s"]
-    today = throughput["iotee"]["per_s"]
-    for name, title in CUTS.items():
-        if name not in throughput:
-            continue
-        ours = throughput[name]["per_s"]
-        note = f"{title}, {_cpu(throughput[name])}"
-        rows.append(
-            Row(
-                key=f"candidate.3.{name}",
-                measure=f"3. Throughput, {title}: candidate vs today",
-                unit="1/s",
-                baseline=today,
-                baseline_note="today's `iotee.relay_command` wait",
-                ours=ours,
-                ours_note=note,
-                ratio=_ratio(ours, today),
-                target="",
-                met=None,
-                table="candidate",
-            )
-        )
-        rows.append(
-            Row(
-                key=f"candidate.3.{name}.vs_bare",
-                measure=f"3. Throughput, {title}: candidate vs bare",
-                unit="1/s",
-                baseline=bare,
-                baseline_note="`mqtt.publish` + device answer",
-                ours=ours,
-                ours_note=note,
-                ratio=_ratio(ours, bare),
-                target="≥ 0.6x baseline",
-                met=ours >= 0.6 * bare,
-                table="candidate",
-            )
-        )
-    return rows
 
 
 NETWORK_KINDS = (
@@ -499,10 +405,6 @@ def build_rows(raw: dict[str, Any]) -> list[Row]:
         rows += history_rows(stock["history"])
     if "startup" in raw:
         rows += startup_rows(raw["startup"])
-    if stock is not None and "early_send" in stock["latency"]["spaced"]:
-        rows += candidate_rows(stock["latency"])
-    if tuned is not None:
-        rows += candidate_throughput_rows(tuned["throughput"])
     others = {name: raw[name]["latency"] for name in NETWORK_TITLES if name in raw}
     if stock is not None and others:
         rows += network_rows(stock["latency"], others)

@@ -46,10 +46,10 @@ QUICK = RuntimeSizes(
 )
 SECTIONS = ("stock", "broker", "devices", "tuned", "startup")
 STAGE_MEASURES = {
-    "stock": "latency,candidate,throughput,history",
+    "stock": "latency,throughput,history",
     "broker": "latency",
     "devices": "latency",
-    "tuned": "latency,throughput,cuts",
+    "tuned": "latency,throughput",
 }
 
 

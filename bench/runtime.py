@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-import functools
 import itertools
 import json
 from pathlib import Path
@@ -29,14 +28,10 @@ from custom_components.iotee.const import DOMAIN
 from custom_components.iotee.engine import CommandEngine
 
 from .broker import pin
-from .candidates import fewer_device_writes, group_commit
 from .hassenv import REPO, Device
 from .stats import summary_ms
 
 LOCK_ID = "BENCHLOCK"
-EARLY_LOCK_ID = "BENCHLOCK2"
-"""A second simulated lock: its Commands API sends run the candidate path (``bench.candidates``,
-answered once stored) in the stock stage, interleaved with today's path on ``LOCK_ID``."""
 WLTE_ID = "benchwlte00"
 RELAYS = 8
 
@@ -50,7 +45,6 @@ def runtime_devices(throughput_count: int) -> list[Device]:
     """Every device of the runtime hub (all simulated)."""
     return [
         Device(LOCK_ID, "iotee_device"),
-        Device(EARLY_LOCK_ID, "iotee_device"),
         Device(WLTE_ID, "wlte_relay", RELAYS),
         *throughput_devices(throughput_count),
     ]
@@ -173,8 +167,8 @@ async def run_client(job: dict[str, Any], cpus: set[int] | None) -> dict[str, An
     return result
 
 
-def latency_kinds(token: str, api_key: str, *, candidate: bool) -> dict[str, dict[str, Any]]:
-    """The requests of the latency rows; ``candidate`` adds the early-answer path's sends."""
+def latency_kinds(token: str, api_key: str) -> dict[str, dict[str, Any]]:
+    """The requests of the latency rows (IoTee's sends checked to answer ``pending``)."""
     bearer = {"Authorization": f"Bearer {token}"}
     key = {"X-API-Key": api_key}
 
@@ -203,12 +197,9 @@ def latency_kinds(token: str, api_key: str, *, candidate: bool) -> dict[str, dic
     kinds = {
         "mqtt_publish_qos0": publish(0),
         "mqtt_publish_qos1": publish(1),
-        "iotee_send": send(LOCK_ID, bearer),
-        "iotee_send_api_key": send(LOCK_ID, key),
+        "iotee_send": send(LOCK_ID, bearer, "pending"),
+        "iotee_send_api_key": send(LOCK_ID, key, "pending"),
     }
-    if candidate:
-        kinds["early_send"] = send(EARLY_LOCK_ID, bearer, "pending")
-        kinds["early_send_api_key"] = send(EARLY_LOCK_ID, key, "pending")
     # The WLTE relay API waiting for the device's confirmation, each request on the next relay.
     kinds["wlte_confirmed"] = {
         "method": "POST",
@@ -230,11 +221,9 @@ async def measure_latency(
     api_key: str,
     sizes: RuntimeSizes,
     cpus: set[int] | None,
-    *,
-    candidate: bool,
 ) -> dict[str, Any]:
     """Rows 1 and 2: the kinds spaced 50 ms apart and in bursts, from another process."""
-    kinds = latency_kinds(token, api_key, candidate=candidate)
+    kinds = latency_kinds(token, api_key)
     job = {
         "base": f"http://127.0.0.1:{port}",
         "kinds": kinds,
@@ -322,7 +311,6 @@ async def measure_throughput(
     waiter: ResultWaiter,
     *,
     profile: Path | None = None,
-    candidates: dict[str, Callable[[], list[Callable[[], None]]]] | None = None,
 ) -> dict[str, Any]:
     """Row 3: confirmed commands per second, ``tp_concurrency`` in flight, one relay each.
 
@@ -384,20 +372,10 @@ async def measure_throughput(
         await engine.store.get("bench-drain")
         return time.perf_counter() - started, time.process_time() - cpu
 
-    async def with_patches(install: Callable[[], list[Callable[[], None]]]) -> tuple[float, float]:
-        restores = install()
-        try:
-            return await tracked_drained()
-        finally:
-            for restore in restores:
-                restore()
-
     sides: dict[str, Callable[[], Awaitable[tuple[float, float]]]] = {
         "baseline": lambda: _closed_loop(workers, per_worker, bare),
         "iotee": tracked_drained,
     }
-    for name, install in (candidates or {}).items():
-        sides[name] = functools.partial(with_patches, install)
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
     # Warm-up, then every side in turn, twice.
     await _closed_loop(workers, max(1, per_worker // 10), bare)
@@ -469,38 +447,21 @@ class RuntimeContext:
     """Where the HTTP client runs (None: anywhere)."""
 
 
-async def run_latency(ctx: RuntimeContext, sizes: RuntimeSizes, *, candidate: bool) -> Any:
+async def run_latency(ctx: RuntimeContext, sizes: RuntimeSizes) -> Any:
     """Rows 1 and 2."""
-    return await measure_latency(
-        ctx.http_port, ctx.token, ctx.api_key, sizes, ctx.client_cpus, candidate=candidate
-    )
+    return await measure_latency(ctx.http_port, ctx.token, ctx.api_key, sizes, ctx.client_cpus)
 
 
 async def run_throughput(
     ctx: RuntimeContext,
     sizes: RuntimeSizes,
     profile: Path | None = None,
-    *,
-    candidates: bool = False,
 ) -> dict[str, Any]:
-    """Row 3; with ``profile``, one more run of each side under pyinstrument afterwards.
-
-    ``candidates``: also runs with the per-command cuts of ``bench.candidates``.
-    """
+    """Row 3; with ``profile``, one more run of each side under pyinstrument afterwards."""
     hass = ctx.hass
     waiter = ResultWaiter(hass)
-    store = engine_of(hass).store
-    patches: dict[str, Callable[[], list[Callable[[], None]]]] = {}
-    if candidates:
-        patches = {
-            "group_commit": lambda: [group_commit(store)],
-            "fewer_device_writes": lambda: [fewer_device_writes()],
-            "both": lambda: [group_commit(store), fewer_device_writes()],
-        }
     unsubscribe = await mqtt.async_subscribe(hass, "wlte/+/relay/+/result", waiter.on_message, 1)
     try:
-        return await measure_throughput(
-            hass, ctx.context, sizes, waiter, profile=profile, candidates=patches
-        )
+        return await measure_throughput(hass, ctx.context, sizes, waiter, profile=profile)
     finally:
         unsubscribe()

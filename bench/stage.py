@@ -34,14 +34,12 @@ from custom_components.iotee.const import DOMAIN
 from custom_components.iotee.engine import CommandEngine
 
 from .broker import free_port, pin
-from .candidates import answer_once_stored
 from .capture import capture
 from .hassenv import async_admin, async_boot, create_loop, write_yaml
 from .history import measure_history
 from .network import NETWORKS, Network, pin_threads
 from .probe import LoopProbe, SlowCallbacks
 from .runtime import (
-    EARLY_LOCK_ID,
     WLTE_ID,
     RuntimeContext,
     RuntimeSizes,
@@ -102,18 +100,10 @@ async def runtime_stage(args: argparse.Namespace, http_port: int) -> dict[str, A
             )
             await asyncio.sleep(1.0)  # let the retained states settle
             if "latency" in measure:
-                candidate = "candidate" in measure
-                restore = answer_once_stored(engine, {EARLY_LOCK_ID}) if candidate else None
-                try:
-                    result["latency"] = await run_latency(ctx, sizes, candidate=candidate)
-                finally:
-                    if restore is not None:
-                        restore()
+                result["latency"] = await run_latency(ctx, sizes)
         if "throughput" in measure:
             async with _one_core(hass, network, ha, other, [args.broker_pid, simulator.pid]):
-                result["throughput"] = await run_throughput(
-                    ctx, sizes, args.profile, candidates="cuts" in measure
-                )
+                result["throughput"] = await run_throughput(ctx, sizes, args.profile)
         if "history" in measure:
             result["history"] = await _history(engine, sizes)
     finally:
@@ -313,8 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--measure",
         default="latency,throughput,history",
-        help="comma-separated: latency, candidate (early answer), throughput, cuts (candidate"
-        " throughput cuts), history (runtime)",
+        help="comma-separated: latency, throughput, history (runtime)",
     )
     parser.add_argument("--profile", type=Path, help="profile the throughput row into this dir")
     parser.add_argument("--capture", type=Path, help="tshark capture of the latency rows")

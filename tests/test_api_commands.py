@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from datetime import datetime, timedelta
 from typing import Any
+from unittest.mock import patch
 
 from aiohttp.test_utils import TestClient
 from homeassistant.components import mqtt
 from homeassistant.config_entries import ConfigSubentry
-from homeassistant.core import HomeAssistant
+from homeassistant.const import EVENT_STATE_CHANGED
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.iotee.api.state import DATA_API
-from custom_components.iotee.const import CONF_SYNC_WAIT
+from custom_components.iotee.const import CONF_SYNC_WAIT, EVENT_COMMAND_STATUS
 from custom_components.iotee.core.errors import UnknownDeviceError
 from custom_components.iotee.core.model import CommandStatus
 
@@ -95,7 +99,7 @@ async def test_send_lock_then_get_completed(
     assert body["topic"] == f"iotee/dev/{LOCK_ID}/rls"
     assert body["command"] == "lock"
     assert body["payload"] == "1"
-    assert body["status"] in ("published", "completed")
+    assert body["status"] == "pending"  # answered once stored; the publish follows
     assert body["created_at"].endswith("Z")
     assert body["source"] == "api"
 
@@ -105,6 +109,96 @@ async def test_send_lock_then_get_completed(
     assert status == 200
     assert got["status"] == "completed"
     assert [step["status"] for step in got["history"]] == ["pending", "published", "completed"]
+
+
+async def test_send_answers_once_stored_and_the_publish_follows(
+    hass: HomeAssistant, hub: MockConfigEntry, lock: LockDevice, client: TestClient, user_key: str
+) -> None:
+    """The answer is the stored ``pending`` record; ``published`` and the device's confirmation
+    follow on the record, the events and the entity, in order."""
+    events = async_capture_events(hass, EVENT_COMMAND_STATUS)
+    shown: list[str | None] = []
+
+    @callback
+    def on_state(event: Event[EventStateChangedData]) -> None:
+        if event.data["entity_id"] == "lock.front_door" and (new := event.data["new_state"]):
+            shown.append(new.attributes.get("last_command_status"))
+
+    unsubscribe = hass.bus.async_listen(EVENT_STATE_CHANGED, on_state)
+    status, body, _ = await call(
+        client, "POST", f"/devices/{LOCK_ID}/commands", user_key, {"command": "lock"}
+    )
+    assert (status, body["status"], body["history"]) == (
+        201,
+        "pending",
+        [{"status": "pending", "at": body["created_at"]}],
+    )
+    stored = await hub.runtime_data.store.get(body["command_id"])
+    assert stored is not None  # durable before the answer
+    final = await engine_of(hub).async_wait(body["command_id"], 5)
+    await hass.async_block_till_done()
+    unsubscribe()
+    assert final.status is CommandStatus.COMPLETED
+    assert [(e.data["old_status"], e.data["new_status"]) for e in events] == [
+        ("pending", "published"),
+        ("published", "completed"),
+    ]
+    assert shown == ["pending", "published", "completed"]
+
+
+async def test_send_supersedes_before_it_answers(
+    hass: HomeAssistant, hub: MockConfigEntry, lock: LockDevice, client: TestClient, user_key: str
+) -> None:
+    """A second send to the same lock: by the time it is answered the first is failed
+    (superseded), as the answer's caller may read right away."""
+    lock.answer = False
+    _, first, _ = await call(
+        client, "POST", f"/devices/{LOCK_ID}/commands", user_key, {"command": "lock"}
+    )
+    _, second, _ = await call(
+        client, "POST", f"/devices/{LOCK_ID}/commands", user_key, {"command": "unlock"}
+    )
+    assert second["status"] == "pending"
+    _, got, _ = await call(client, "GET", f"/commands/{first['command_id']}", user_key)
+    assert (got["status"], got["error_code"]) == ("failed", "superseded")
+
+
+async def test_publish_failing_after_the_answer_reaches_record_event_and_entity(
+    hass: HomeAssistant, hub: MockConfigEntry, client: TestClient, user_key: str
+) -> None:
+    """What callers lose with the early answer: a publish that fails once handed over (the
+    connection dropping while it waits for the broker) is no longer in the answer. It ends the
+    record ``failed`` (``publish_failed``), fires the event and shows on the entity."""
+    handed_over = asyncio.Event()
+    drop = asyncio.Event()
+
+    async def publish_then_lose_connection(*args: Any, **kwargs: Any) -> None:
+        handed_over.set()
+        await drop.wait()
+        raise HomeAssistantError("connection lost")
+
+    events = async_capture_events(hass, EVENT_COMMAND_STATUS)
+    with patch.object(mqtt, "async_publish", publish_then_lose_connection):
+        status, body, _ = await call(
+            client, "POST", f"/devices/{LOCK_ID}/commands", user_key, {"command": "lock"}
+        )
+        assert handed_over.is_set()  # the publish started before the answer
+        assert (status, body["status"]) == (201, "pending")
+        drop.set()
+        final = await engine_of(hub).async_wait(body["command_id"], 5)
+        await hass.async_block_till_done()
+    assert (final.status, final.error_code) == (CommandStatus.FAILED, "publish_failed")
+    assert [(e.data["old_status"], e.data["new_status"], e.data["error_code"]) for e in events] == [
+        ("pending", "failed", "publish_failed"),
+    ]
+    _, got, _ = await call(client, "GET", f"/commands/{body['command_id']}", user_key)
+    assert (got["status"], got["error"]) == ("failed", "publish failed: connection lost")
+    state = hass.states.get("lock.front_door")
+    assert state is not None
+    assert (state.attributes["last_command_id"], state.attributes["last_command_status"]) == (
+        body["command_id"],
+        "failed",
+    )
 
 
 @pytest.mark.parametrize(
@@ -449,7 +543,7 @@ async def test_retry_failed_or_timed_out_command(
     new = body["new_command"]
     assert new["command_id"] != original.command_id
     assert new["retry_of"] == original.command_id
-    assert new["status"] in ("pending", "published", "completed")
+    assert new["status"] == "pending"
     assert headers["Location"] == f"{BASE}/commands/{new['command_id']}"
     status, body, _ = await call(client, "POST", "/commands/nope/retry", admin_key)
     assert (status, body["code"]) == (404, "COMMAND_NOT_FOUND")

@@ -155,6 +155,40 @@ async def test_open_commands_fail_when_device_goes_offline(
     assert final.error_code == "device_offline"
 
 
+async def test_status_changes_of_one_message_are_one_store_call(
+    hass: HomeAssistant, hub: MockConfigEntry, peer: PahoPeer
+) -> None:
+    """The WLTE controller goes offline with a command open on each of its 4 relays: the 4
+    failures are one call to the store and one transaction, and each is stored."""
+    engine = engine_of(hub)
+    store = hub.runtime_data.store
+    await peer_call(hass, peer.publish, f"wlte/{WLTE_ID}/status", "online", True)
+    await wait_for(lambda: engine.states[WLTE_ID].online is True)
+    records = [
+        await engine.async_submit(WLTE_ID, "ON", relay=relay, source="test")
+        for relay in range(1, 5)
+    ]
+    assert [r.status for r in records] == [CommandStatus.PUBLISHED] * 4
+    await settle(hass)
+    calls: list[list[str]] = []
+    real_update_rows = store.store.update_rows
+
+    def counted(rows: Any) -> None:
+        calls.append([str(row[0]) for row in rows])
+        real_update_rows(rows)
+
+    commits = store.store._commits
+    with patch.object(store.store, "update_rows", counted):
+        await peer_call(hass, peer.publish, f"wlte/{WLTE_ID}/status", "offline", True)
+        await wait_for(lambda: all(r.status is CommandStatus.FAILED for r in records))
+        await settle(hass)
+    assert calls == [[r.command_id for r in records]]
+    assert store.store._commits == commits + 1
+    for record in records:
+        stored = await store.get(record.command_id)
+        assert (stored.status, stored.error_code) == (CommandStatus.FAILED, "device_offline")
+
+
 async def test_reboot_acknowledged_by_offline_completed_by_online(
     hass: HomeAssistant, hub: MockConfigEntry, peer: PahoPeer
 ) -> None:
@@ -330,6 +364,30 @@ async def test_restart_after_deadline_times_out(
     stored = await entry.runtime_data.engine.async_get(record.command_id)
     assert stored.status is CommandStatus.TIMEOUT
     assert "deadline passed" in stored.error
+
+
+async def test_stop_while_an_answered_publish_waits_leaves_it_for_recovery(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry
+) -> None:
+    """A command answered before its publish finished (``await_publish=False``) whose publish
+    still waits when Home Assistant stops: the stop does not wait for it, the record stays as
+    stored, and the next start ends it (``interrupted``) instead of leaving it open."""
+    entry = await setup_hub(hass)
+    engine = engine_of(entry)
+    never = asyncio.Event()
+
+    async def waits_forever(*args: Any, **kwargs: Any) -> None:
+        await never.wait()
+
+    with patch.object(mqtt, "async_publish", waits_forever):
+        record = await engine.async_submit(LOCK_ID, "lock", source="test", await_publish=False)
+        await asyncio.sleep(0.05)
+        assert record.status is CommandStatus.PENDING
+        await stop_hub(hass, entry)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    stored = await entry.runtime_data.engine.async_get(record.command_id)
+    assert (stored.status, stored.error_code) == (CommandStatus.FAILED, "interrupted")
 
 
 async def test_retry_creates_linked_command(hass: HomeAssistant, hub: MockConfigEntry) -> None:

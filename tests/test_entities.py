@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Generator
 
 from homeassistant.components import mqtt
-from homeassistant.const import ATTR_ENTITY_ID, STATE_UNAVAILABLE
-from homeassistant.core import HomeAssistant
+from homeassistant.const import ATTR_ENTITY_ID, EVENT_STATE_CHANGED, STATE_UNAVAILABLE
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 import pytest
@@ -16,12 +16,13 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.iotee.const import CONF_COMMAND_TIMEOUT, DOMAIN
 from simulator import Behaviour, Mode, SimulatedDevice
 
-from .broker import Mosquitto
+from .broker import Mosquitto, PahoPeer
 from .conftest import wait_for
-from .helpers import LOCK_ID, TASMOTA_ID, WLTE_ID, engine_subscribed, setup_hub
+from .helpers import LOCK_ID, TASMOTA_ID, WLTE_ID, engine_subscribed, settle, setup_hub
 
 FRONT_DOOR = "lock.front_door"
 GATE_RELAY_1 = "switch.gate_controller_relay_1"
+GATE_RELAY_2 = "switch.gate_controller_relay_2"
 GATE_LOCK_4 = "lock.gate_controller_relay_4_lock"
 GATE_JOG_2 = "button.gate_controller_jog_relay_2"
 FRONT_DOOR_RESTART = "button.front_door_restart"
@@ -207,3 +208,103 @@ async def test_unavailable_while_device_offline_or_mqtt_down(
     await wait_for(lambda: mqtt.is_connected(hass), timeout=30)
     await wait_for(lambda: hass.states.get(GATE_RELAY_1).state != STATE_UNAVAILABLE)
     await asyncio.sleep(0)
+
+
+def record_states(hass: HomeAssistant, prefix: str) -> list[tuple[str, str, str | None]]:
+    """Collect (entity, state, last_command_status) of every state write of ``prefix``'s
+    entities from now on."""
+    seen: list[tuple[str, str, str | None]] = []
+
+    @callback
+    def on_state(event: Event[EventStateChangedData]) -> None:
+        entity_id = event.data["entity_id"]
+        new = event.data["new_state"]
+        if new is not None and entity_id.split(".", 1)[1].startswith(prefix):
+            seen.append((entity_id, new.state, new.attributes.get("last_command_status")))
+
+    hass.bus.async_listen(EVENT_STATE_CHANGED, on_state)
+    return seen
+
+
+async def test_a_relay_command_writes_only_that_relays_entities(
+    hass: HomeAssistant, hub: MockConfigEntry, devices: dict[str, SimulatedDevice]
+) -> None:
+    """Turning relay 1 on: its switch shows every status of the command and the relay's state
+    when the device reports it (before its SUCCESS); no other entity of the 4-relay controller
+    is written (not relay 1's JOG button either)."""
+    seen = record_states(hass, "gate_controller")
+    await call(hass, "switch", "turn_on", GATE_RELAY_1)
+    await hass.async_block_till_done()
+    assert seen == [
+        (GATE_RELAY_1, "off", "pending"),
+        (GATE_RELAY_1, "off", "published"),
+        (GATE_RELAY_1, "off", "acknowledged"),
+        (GATE_RELAY_1, "on", "acknowledged"),
+        (GATE_RELAY_1, "on", "completed"),
+    ]
+
+
+async def test_jog_button_writes_for_its_own_commands(
+    hass: HomeAssistant, hub: MockConfigEntry, devices: dict[str, SimulatedDevice]
+) -> None:
+    """A JOG of relay 2: the button follows its command; the relay's switch shows the pulse
+    (on, then off) and the JOG's status. An ON of relay 2 afterwards leaves the button alone."""
+    seen = record_states(hass, "gate_controller")
+    await call(hass, "button", "press", GATE_JOG_2)
+    await hass.async_block_till_done()
+    jog = [(state, status) for entity, state, status in seen if entity == GATE_JOG_2]
+    # The first write is HA's own (the press time), before the command exists.
+    assert [status for _, status in jog] == [
+        None,
+        "pending",
+        "published",
+        "acknowledged",
+        "completed",
+    ]
+    switch = [(state, status) for entity, state, status in seen if entity == GATE_RELAY_2]
+    assert [status for _, status in switch][-1] == "completed"
+    assert ("on", "acknowledged") in switch
+    assert switch[-1] == ("off", "completed")
+    assert {entity for entity, _, _ in seen} == {GATE_JOG_2, GATE_RELAY_2}
+
+    seen.clear()
+    await call(hass, "switch", "turn_on", GATE_RELAY_2)
+    await hass.async_block_till_done()
+    assert {entity for entity, _, _ in seen} == {GATE_RELAY_2}
+    assert seen[-1] == (GATE_RELAY_2, "on", "completed")
+    state = hass.states.get(GATE_JOG_2)
+    assert (state.attributes["last_command"], state.attributes["last_command_status"]) == (
+        "JOG",
+        "completed",
+    )
+
+
+async def test_device_reports_write_only_what_changed(
+    hass: HomeAssistant, hub: MockConfigEntry, devices: dict[str, SimulatedDevice], peer: PahoPeer
+) -> None:
+    """A report repeating what the entities show writes nothing; a relay's new state writes
+    that relay's switch only; going offline makes each entity unavailable once."""
+    seen = record_states(hass, "gate_controller")
+    for relay in (1, 2, 3, 4):
+        await hass.async_add_executor_job(
+            peer.publish, f"wlte/{WLTE_ID}/relay/{relay}/state", "OFF"
+        )
+    await hass.async_add_executor_job(peer.publish, f"wlte/{WLTE_ID}/status", "online")
+    await settle(hass, 0.2)
+    assert seen == []
+
+    await hass.async_add_executor_job(peer.publish, f"wlte/{WLTE_ID}/relay/3/state", "ON")
+    await wait_for(lambda: bool(seen))
+    await settle(hass, 0.2)
+    assert seen == [("switch.gate_controller_relay_3", "on", None)]
+
+    seen.clear()
+    await hass.async_add_executor_job(peer.publish, f"wlte/{WLTE_ID}/status", "offline")
+    await wait_for(lambda: hass.states.get(GATE_RELAY_1).state == STATE_UNAVAILABLE)
+    await settle(hass, 0.2)
+    assert sorted(entity for entity, _, _ in seen) == sorted(
+        entity_id
+        for entity_id in hass.states.async_entity_ids()
+        if entity_id.split(".", 1)[1].startswith("gate_controller")
+    )
+    assert {state for _, state, _ in seen} == {STATE_UNAVAILABLE}

@@ -98,7 +98,8 @@ async def test_daily_purge_respects_retention(
         return_value=dt_util.utcnow() + timedelta(days=2),
     ):
         async_fire_time_changed(hass, dt_util.utcnow() + timedelta(days=1, seconds=1))
-        await hass.async_block_till_done()
+        # The daily purge runs as a background task (HA's time interval listeners do).
+        await hass.async_block_till_done(wait_background_tasks=True)
     assert await engine.store.get(old.command_id) is None
 
 

@@ -34,6 +34,7 @@ from .core.device_types import DeviceType
 from .core.store import AsyncCommandStore, CommandStore, StoreError
 from .device_sync import async_sync_devices, device_configs
 from .engine import CommandEngine, DiscoveryListener, EngineSettings
+from .entity_limit import async_check_entity_limit
 from .keeper import (
     async_detach_engine,
     async_engine_stopped,
@@ -110,6 +111,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: IoteeConfigEntry) -> boo
     entry.async_create_background_task(hass, _async_purge(), "iotee purge at start")
     entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    async_check_entity_limit(hass, entry)
     if _subentry_snapshot(entry) != configured:
         # A device was added or changed while this setup ran (no update listener was
         # registered yet to see it): apply it now.

@@ -5,10 +5,11 @@ from __future__ import annotations
 from homeassistant.components.button import ButtonEntity
 from homeassistant.components.button.const import ButtonDeviceClass
 from homeassistant.const import EntityCategory, Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .core.device_config import DeviceConfig
+from .core.model import CommandRecord, CommandStatus
 from .engine import CommandEngine
 from .entity import IoteeEntity, async_setup_device_entities
 from .runtime import IoteeConfigEntry
@@ -22,7 +23,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add a JOG button per relay and a reboot button."""
-    async_setup_device_entities(entry, Platform.BUTTON, async_add_entities, _buttons)
+    await async_setup_device_entities(entry, Platform.BUTTON, async_add_entities, _buttons)
 
 
 def _buttons(engine: CommandEngine, config: DeviceConfig) -> list[ButtonEntity]:
@@ -35,7 +36,11 @@ def _buttons(engine: CommandEngine, config: DeviceConfig) -> list[ButtonEntity]:
 
 
 class JogButton(IoteeEntity, ButtonEntity):
-    """Close a relay briefly, then open it (the pulse length is the device's own setting)."""
+    """Close a relay briefly, then open it (the pulse length is the device's own setting).
+
+    Its ``last_command_*`` attributes are the relay's last JOG: it writes only when a JOG of
+    its relay changes, not with every ON/OFF of the relay's switch.
+    """
 
     _attr_translation_key = "jog"
 
@@ -44,6 +49,18 @@ class JogButton(IoteeEntity, ButtonEntity):
         super().__init__(engine, config, f"relay_{relay}_jog", f"relay:{relay}")
         self._relay = relay
         self._attr_translation_placeholders = {"relay": str(relay)}
+
+    async def async_added_to_hass(self) -> None:
+        """Show the relay's last command when it was a JOG (the store keeps one per relay)."""
+        await super().async_added_to_hass()
+        if self._last is not None and self._last.command != "JOG":
+            self._last = None
+
+    @callback
+    def _on_command(self, record: CommandRecord, old: CommandStatus | None) -> None:
+        """Only the relay's JOG commands are this button's: ON/OFF are its switch's."""
+        if record.command == "JOG":
+            super()._on_command(record, old)
 
     async def async_press(self) -> None:
         """JOG the relay and wait for the device's confirmation."""

@@ -1,7 +1,13 @@
-"""Base entity: device info, availability, and the status of the entity's last command."""
+"""Base entity: device info, availability, and the status of the entity's last command.
+
+An entity writes its state when its command changes, when HA's MQTT connection changes, and on
+a device report only when what it shows changed (its availability or state): a relay's report
+redraws that relay's entities, not all 16 of an 8-relay controller.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -12,6 +18,7 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.typing import StateType
 
 from .const import (
     ATTR_LAST_COMMAND,
@@ -32,13 +39,21 @@ from .runtime import IoteeConfigEntry
 type EntityBuilder = Callable[[CommandEngine, DeviceConfig], Iterable[Entity]]
 
 
-def async_setup_device_entities(
+SETUP_BATCH = 100
+"""Devices whose entities a platform adds before it lets the event loop run (large homes)."""
+
+
+async def async_setup_device_entities(
     entry: IoteeConfigEntry,
     platform: Platform,
     async_add_entities: AddConfigEntryEntitiesCallback,
     build: EntityBuilder,
 ) -> None:
     """Add one platform's entities for every device, and keep how to add them for one device.
+
+    HA adds each device's entities at once (an eager task that never has to wait), so the
+    platform yields to the event loop after every ``SETUP_BATCH`` devices: a home of thousands
+    of devices stalls the loop for one batch at a time, not for all of them.
 
     A device added or reconfigured later gets its entities through ``runtime.adders`` without
     reloading the hub, so the other devices' entities are not touched.
@@ -52,8 +67,10 @@ def async_setup_device_entities(
         async_add_entities(entities, config_subentry_id=subentry_id)
 
     runtime.adders[platform] = add
-    for subentry_id, config in runtime.devices.items():
+    for done, (subentry_id, config) in enumerate(list(runtime.devices.items()), 1):
         add(subentry_id, config)
+        if done % SETUP_BATCH == 0:
+            await asyncio.sleep(0)
 
 
 class IoteeEntity(Entity):
@@ -68,6 +85,8 @@ class IoteeEntity(Entity):
         self.config = config
         self._target = (config.hardware_id, target)
         self._last: CommandRecord | None = None
+        self._shown: tuple[bool, StateType] | None = None
+        """Availability and state as last written (what a device report may leave unchanged)."""
         self._attr_unique_id = f"{config.hardware_id}_{key}"
         self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, config.hardware_id)})
 
@@ -115,8 +134,21 @@ class IoteeEntity(Entity):
         self.async_on_remove(mqtt.async_subscribe_connection_status(self.hass, self._on_connection))
 
     @callback
+    def _async_write_ha_state(self) -> None:
+        """Write the state, remembering the availability and state it shows."""
+        self._shown = (self.available, self.state)
+        super()._async_write_ha_state()
+
+    @callback
     def _on_device(self, config: DeviceConfig, state: DeviceState) -> None:
-        if config.hardware_id == self.config.hardware_id:
+        """The device reported: write only when this entity's availability or state changed.
+
+        Attributes are not compared: they only change with this entity's commands, which
+        write themselves (``_on_command``).
+        """
+        if config.hardware_id != self.config.hardware_id:
+            return
+        if self._shown != (self.available, self.state):
             self.async_write_ha_state()
 
     @callback

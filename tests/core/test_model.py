@@ -252,11 +252,15 @@ def test_utcnow_is_aware_utc() -> None:
 
 
 def test_new_command_id_unique_and_url_safe() -> None:
-    ids = [new_command_id() for _ in range(2000)]
+    """16 hex digits (64 bits), all different; the generator is seeded once per process."""
+    ids = [new_command_id() for _ in range(100_000)]
     assert len(set(ids)) == len(ids)
     for command_id in ids:
-        assert re.fullmatch(r"[A-Za-z0-9_-]+", command_id)
-        assert len(command_id) >= 16
+        assert re.fullmatch(r"[0-9a-f]{16}", command_id)
+    # Every bit position takes both values: the ids are not a counter with a fixed prefix.
+    values = [int(command_id, 16) for command_id in ids[:1000]]
+    assert all(any(v >> bit & 1 for v in values) for bit in range(64))
+    assert all(any(not v >> bit & 1 for v in values) for bit in range(64))
 
 
 def test_published_is_final_only_for_a_command_nothing_is_awaited_for() -> None:

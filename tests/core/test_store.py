@@ -623,6 +623,49 @@ async def test_async_store_round_trip(db_path: Path) -> None:
         _ = store.store.db
 
 
+async def test_status_updates_of_one_loop_iteration_are_one_group_commit(db_path: Path) -> None:
+    """N updates taken in one loop iteration: one call on the worker thread, one transaction,
+    one shared outcome (the latest state of a command wins), and a read right after sees them
+    all."""
+    db_path.parent.mkdir(parents=True)
+    store = AsyncCommandStore(CommandStore(db_path))
+    await store.open()
+    calls: list[list[str]] = []
+    real_update_rows = store.store.update_rows
+
+    def counted(rows: Any) -> None:
+        calls.append([str(row[0]) for row in rows])
+        real_update_rows(rows)
+
+    store.store.update_rows = counted  # type: ignore[method-assign]
+    try:
+        records = [make_record(f"g{n}", relay=n + 1) for n in range(5)]
+        for record in records:
+            await store.insert(record)
+        commits = store.store._commits
+        futures = []
+        for record in records:
+            record.transition(CommandStatus.PUBLISHED, T0 + timedelta(seconds=1))
+            futures.append(store.update_soon(record))
+        records[0].transition(CommandStatus.COMPLETED, T0 + timedelta(seconds=2))
+        futures.append(store.update_soon(records[0]))
+        assert len(set(map(id, futures))) == 1
+        await futures[0]
+        assert calls == [["g0", "g1", "g2", "g3", "g4", "g0"]]
+        assert store.store._commits == commits + 1
+        got = [await store.get(f"g{n}") for n in range(5)]
+        assert [r.status if r else None for r in got] == [
+            CommandStatus.COMPLETED,
+            *[CommandStatus.PUBLISHED] * 4,
+        ]
+        # The next iteration's updates are the next group commit.
+        records[1].transition(CommandStatus.COMPLETED, T0 + timedelta(seconds=3))
+        await store.update(records[1])
+        assert calls[1:] == [["g1"]]
+    finally:
+        await store.close()
+
+
 async def test_async_store_open_error(tmp_path: Path) -> None:
     store = AsyncCommandStore(CommandStore(tmp_path / "missing" / "x.db"))
     try:

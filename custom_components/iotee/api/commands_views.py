@@ -97,7 +97,11 @@ class DeviceCommandsView(_CommandsApiView):
     }
 
     async def send(self, call: ApiRequest) -> web.Response:
-        """Create, store and publish a command; 201 with its record."""
+        """Create and store a command; 201 with its record once stored, publish right after.
+
+        The answer does not wait for the broker's PUBACK (``pending``; ``failed`` at once when
+        a check that needs no waiting refuses it); the publish's outcome follows on the record.
+        """
         body = await read_json_object(call.request)
         _unknown_fields(body, _SEND_FIELDS)
         command = body.get("command")
@@ -148,6 +152,7 @@ class DeviceCommandsView(_CommandsApiView):
                 source="api",
                 caller=call.principal.caller,
                 queue=queue,
+                await_publish=False,
             )
         except CommandError as err:
             raise command_error(err) from err
@@ -253,7 +258,7 @@ class RetryView(_CommandsApiView):
         command_id = call.match["command_id"]
         try:
             record = await self.engine().async_retry(
-                command_id, source="api", caller=call.principal.caller
+                command_id, source="api", caller=call.principal.caller, await_publish=False
             )
         except CommandError as err:
             raise command_error(err) from err

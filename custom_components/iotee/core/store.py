@@ -2,6 +2,8 @@
 
 ``CommandStore`` is synchronous and meant to live on one thread; ``AsyncCommandStore`` gives the
 event loop an awaitable API that runs every call on a single dedicated worker thread, in order.
+Status updates are group-committed: those taken in one event-loop iteration are one call on the
+worker thread and one transaction (``AsyncCommandStore.update_soon``, ``CommandStore.update_rows``).
 
 Faults the store survives (README, "Reliability"):
 
@@ -553,16 +555,24 @@ class CommandStore:
         self.update_row(_record_to_row(record))
 
     def update_row(self, row: RecordRow) -> None:
-        """Store the state of a record given as ``record_row``.
+        """Store the state of a record given as ``record_row`` (see ``update_rows``)."""
+        self.update_rows((row,))
 
-        When it cannot be written the row is kept in memory (the latest state per command wins)
-        and ``WritesPendingError`` is raised; kept rows are written by the next ``insert`` or
-        ``flush``. While rows are kept, further updates only join them, without touching the
-        database, so a locked database does not stall every update by ``BUSY_TIMEOUT``.
+    def update_rows(self, rows: Sequence[RecordRow]) -> None:
+        """Store the states of records given as ``record_row``, in one transaction.
+
+        A group commit: the status changes of one event-loop iteration cost one transaction. A
+        row only updates a stored record (``UPDATE``; a deleted record is not brought back).
+        When they cannot be written the rows are kept in memory (the latest state per command
+        wins) and ``WritesPendingError`` is raised; kept rows are written by the next
+        ``insert`` or ``flush``. While rows are kept, further updates only join them,
+        without touching the database, so a locked database does not stall every update by
+        ``BUSY_TIMEOUT``.
         """
-        command_id = str(row[0])
-        self._pending.pop(command_id, None)
-        self._pending[command_id] = row
+        for row in rows:
+            command_id = str(row[0])
+            self._pending.pop(command_id, None)
+            self._pending[command_id] = row
         if self._pending_error is not None:
             raise WritesPendingError(str(self._pending_error), len(self._pending))
         self.flush(self.write_attempts)
@@ -915,8 +925,10 @@ class AsyncCommandStore:
         """Wrap ``store``."""
         self.store = store
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iotee_store")
-        self._deferred: list[tuple[RecordRow, asyncio.Future[None]]] = []
-        """Updates taken but not yet handed to the worker thread (see ``update``)."""
+        self._deferred: list[RecordRow] = []
+        """Updates taken but not yet handed to the worker thread (see ``update_soon``)."""
+        self._batch: asyncio.Future[None] | None = None
+        """The outcome of writing ``_deferred`` (None while nothing is deferred)."""
         self._submitted = 0
         """Calls handed to the worker thread (counted on the event loop)."""
         self._started = 0
@@ -929,17 +941,17 @@ class AsyncCommandStore:
         return await loop.run_in_executor(self._executor, self._started_call, func, *args)
 
     def _submit_deferred(self) -> None:
-        """Hand the deferred updates to the worker thread, in order, ahead of any later call."""
-        if not self._deferred:
+        """Hand the deferred updates to the worker thread as one call, ahead of any later call."""
+        batch = self._batch
+        if batch is None:
             return
         loop = asyncio.get_running_loop()
-        deferred, self._deferred = self._deferred, []
-        for row, future in deferred:
-            self._submitted += 1
-            written = loop.run_in_executor(
-                self._executor, self._started_call, self.store.update_row, row
-            )
-            written.add_done_callback(functools.partial(_settle, future))
+        rows, self._deferred, self._batch = self._deferred, [], None
+        self._submitted += 1
+        written = loop.run_in_executor(
+            self._executor, self._started_call, self.store.update_rows, rows
+        )
+        written.add_done_callback(functools.partial(_settle, batch))
 
     @property
     def path(self) -> str:
@@ -966,20 +978,27 @@ class AsyncCommandStore:
         """Store a new record (its state as of this call)."""
         await self._run(self.store.insert_row, record_row(record))
 
-    async def update(self, record: CommandRecord) -> None:
-        """Store a record's state as of this call (``WritesPendingError``: kept for later).
+    def update_soon(self, record: CommandRecord) -> asyncio.Future[None]:
+        """Take a record's state now; return the future of the group commit that writes it.
 
         The row is taken now and handed to the worker thread at the end of this loop iteration,
         or earlier, before any other call to this store: calls stay in order (a ``get`` right
         after sees the update), while the thread does not compete for the CPU with the code
-        that changed the status - a REST answer still being sent, say.
+        that changed the status - a REST answer still being sent, say. Every update taken in
+        one iteration joins one call and one transaction (``CommandStore.update_rows``) and
+        shares one future: it fails with ``WritesPendingError`` when the rows were kept for
+        later. Whoever awaits it must not let it be cancelled (``update`` shields it).
         """
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        if not self._deferred:
+        if self._batch is None:
+            loop = asyncio.get_running_loop()
+            self._batch = loop.create_future()
             loop.call_soon(self._submit_deferred)
-        self._deferred.append((record_row(record), future))
-        await future
+        self._deferred.append(record_row(record))
+        return self._batch
+
+    async def update(self, record: CommandRecord) -> None:
+        """Store a record's state as of this call (``WritesPendingError``: kept for later)."""
+        await asyncio.shield(self.update_soon(record))
 
     async def flush(self) -> None:
         """Write the updates kept in memory (``WritesPendingError`` when that fails)."""

@@ -117,6 +117,8 @@ class CommandEngine:
         self.zigbee2mqtt: dict[str, tuple[BridgeDevice, ...]] = self._book.zigbee2mqtt
         """The locks and switches Zigbee2MQTT lists, by base topic (to pick from)."""
         self._keeper = StoreKeeper(hass, store)
+        self._dispatches: set[asyncio.Task[None]] = set()
+        """Publishes still waiting for the broker after their command was answered."""
         self._tracker = Tracker(
             hass,
             lambda: self.settings.command_timeout,
@@ -262,6 +264,12 @@ class CommandEngine:
     async def async_stop(self) -> None:
         """Unsubscribe and stop timers; open commands stay open in the store for recovery."""
         self._subscriptions.stop()
+        # Publishes of answered commands still waiting (for the broker's PUBACK, or for the
+        # subscriptions): their records stay as stored, for the next start's recovery.
+        for task in self._dispatches:
+            task.cancel()
+        if self._dispatches:
+            await asyncio.gather(*self._dispatches, return_exceptions=True)
         await self._delivery.async_follow_ups_now()
         self._tracker.stop()
         self._delivery.stop()
@@ -368,11 +376,19 @@ class CommandEngine:
         retry_of: str | None = None,
         command_id: str | None = None,
         queue: bool | float | None = None,
+        await_publish: bool = True,
     ) -> CommandRecord:
         """Create, store and publish a command; return its record (status as it stands).
 
         ``queue``: whether the command may wait for its device while it is offline (None: as
         the device's options say; a number: for that many minutes).
+
+        ``await_publish=False`` returns once the record is stored: the dispatch starts as an
+        eager task, so its checks that need no waiting (HA's MQTT client not connected, the
+        device known offline, superseding the target's open command) and the hand-over to
+        HA's MQTT client happen before this returns; the wait for the broker's PUBACK and the
+        move to ``published`` - or a publish that fails after all - come later, through the
+        record, the ``iotee_command_status`` event and the entity.
         """
         config, spec, name = self.resolve(device_ref, command, relay)
         checked_params = check_params(params)
@@ -406,7 +422,17 @@ class CommandEngine:
         if record.queued:
             self._fire_status(record, None)  # automations see that it waits for the device
         self._notify(record, None)
-        await self._async_dispatch(record, config, spec)
+        if await_publish:
+            await self._async_dispatch(record, config, spec)
+            return record
+        task = self.hass.async_create_task(
+            self._async_dispatch(record, config, spec),
+            f"iotee publish {record.command_id}",
+            eager_start=True,
+        )
+        if not task.done():
+            self._dispatches.add(task)
+            task.add_done_callback(self._dispatches.discard)
         return record
 
     def _confirmation_window(self, spec: CommandSpec) -> float:
@@ -553,7 +579,12 @@ class CommandEngine:
         return record
 
     async def async_retry(
-        self, command_id: str, *, source: str, caller: str | None = None
+        self,
+        command_id: str,
+        *,
+        source: str,
+        caller: str | None = None,
+        await_publish: bool = True,
     ) -> CommandRecord:
         """Send a failed or timed-out command again, as a new command linked to it."""
         original = await self.async_get(command_id)
@@ -572,6 +603,7 @@ class CommandEngine:
             source=source,
             caller=caller,
             retry_of=original.command_id,
+            await_publish=await_publish,
         )
 
     async def async_list(

@@ -38,7 +38,8 @@ class StoreKeeper:
         """Write to ``store``."""
         self.hass = hass
         self.store = store
-        self._writes: set[asyncio.Task[None]] = set()
+        self._writes: set[asyncio.Future[None]] = set()
+        """Group commits and store retries under way."""
         self.store_fault: str | None = None
         """Why the store cannot be written, while it cannot (None when it works)."""
         self._store_retry: asyncio.TimerHandle | None = None
@@ -59,20 +60,27 @@ class StoreKeeper:
         self._store_ok()
 
     def persist(self, record: CommandRecord) -> None:
-        """Write a status change of ``record`` in the background."""
-        task = self.hass.async_create_task(
-            self._async_write(record), f"iotee store {record.command_id}", eager_start=True
-        )
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        """Write ``record``'s state with the other status changes of this loop iteration.
 
-    async def _async_write(self, record: CommandRecord) -> None:
-        try:
-            await self.store.update(record)
-        except StoreFaultError as err:
+        One group commit per iteration (``AsyncCommandStore.update_soon``): its outcome is
+        handled once, by ``_written``, however many changes it carries.
+        """
+        written = self.store.update_soon(record)
+        if written not in self._writes:
+            self._writes.add(written)
+            written.add_done_callback(self._written)
+
+    @callback
+    def _written(self, written: asyncio.Future[None]) -> None:
+        """A group commit of status changes ended: report a store fault, or its end."""
+        self._writes.discard(written)
+        if written.cancelled():
+            return  # nobody learns the outcome; the store still keeps what it could not write
+        err = written.exception()
+        if isinstance(err, StoreFaultError):
             self._store_failed(err)
-        except Exception:
-            _LOGGER.exception("Could not store command %s", record.command_id)
+        elif err is not None:
+            _LOGGER.error("Could not store status changes", exc_info=err)
         else:
             self._store_ok()
 

@@ -1,0 +1,91 @@
+"""Entity setup of a large home: the loop runs between batches of devices; HA's entity limit."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+from unittest.mock import patch
+
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.iotee import entity
+from custom_components.iotee.const import DOMAIN
+from custom_components.iotee.entity_limit import ISSUE_ENTITY_LIMIT
+
+from .helpers import setup_hub
+
+
+async def test_platform_setup_lets_the_loop_run_after_every_batch() -> None:
+    """250 devices in batches of 100: other work runs after device 100 and after device 200,
+    not only once all 250 are added."""
+    added: list[str] = []
+    runtime = SimpleNamespace(
+        engine=None,
+        devices={f"sub{n}": SimpleNamespace(name=f"d{n}") for n in range(250)},
+        adders={},
+        entities={},
+    )
+    entry: Any = SimpleNamespace(runtime_data=runtime)
+
+    def add_entities(entities: list[Any], config_subentry_id: str) -> None:
+        added.append(config_subentry_id)
+
+    seen: list[int] = []
+
+    async def probe() -> None:
+        while len(added) < 250:
+            seen.append(len(added))
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(probe())
+    await asyncio.sleep(0)
+    await entity.async_setup_device_entities(
+        entry, Platform.SWITCH, add_entities, lambda engine, config: [object()]
+    )
+    await watcher
+    assert added == list(runtime.devices)
+    assert [count for count in seen if count] == [100, 200]
+    assert Platform.SWITCH in runtime.adders
+
+
+async def test_entity_limit_is_a_repair_issue_naming_the_devices(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry
+) -> None:
+    """With HA's limit at 10 the default hub's 15 entities do not all fit: a repair issue says
+    how many entities of which devices are missing. Disabling 5 entities and reloading makes
+    room: every device gets its entities and the issue goes."""
+    with patch("homeassistant.helpers.entity_platform.MAX_ENABLED_ENTITIES_PER_CONFIG_ENTRY", 10):
+        entry = await setup_hub(hass)
+        registry = er.async_get(hass)
+        registered = {
+            e.unique_id for e in er.async_entries_for_config_entry(registry, entry.entry_id)
+        }
+        assert len(registered) == 10
+        runtime = entry.runtime_data
+        short = {
+            runtime.devices[sid].name
+            for sid, entities in runtime.entities.items()
+            if any(e.unique_id not in registered for e in entities)
+        }
+        assert short
+        issue = ir.async_get(hass).async_get_issue(DOMAIN, ISSUE_ENTITY_LIMIT)
+        assert issue is not None
+        assert issue.translation_key == ISSUE_ENTITY_LIMIT
+        placeholders = issue.translation_placeholders or {}
+        assert placeholders["limit"] == "10"
+        assert placeholders["entities"] == "5"
+        assert placeholders["devices"] == str(len(short))
+        assert set(placeholders["names"].split(", ")) == short
+
+        for registered_entry in er.async_entries_for_config_entry(registry, entry.entry_id)[:5]:
+            registry.async_update_entity(
+                registered_entry.entity_id, disabled_by=er.RegistryEntryDisabler.USER
+            )
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await hass.async_block_till_done()
+        assert len(er.async_entries_for_config_entry(registry, entry.entry_id)) == 15
+        assert ir.async_get(hass).async_get_issue(DOMAIN, ISSUE_ENTITY_LIMIT) is None
