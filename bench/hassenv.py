@@ -42,6 +42,7 @@ from custom_components.iotee.const import (
     DOMAIN,
     SUBENTRY_DEVICE,
 )
+from custom_components.iotee.core.delivery_rules import KEY_QUEUE_MINUTES
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -64,6 +65,8 @@ class Device:
     device_type: str
     relays: int = 0
     mqtt_topic: str | None = None
+    queue_minutes: int | None = None
+    """Keep commands this long while the device is offline (None: the device's default)."""
 
     def subentry(self) -> ConfigSubentryData:
         """Return the device subentry as the config flow stores it."""
@@ -76,6 +79,8 @@ class Device:
             data[CONF_RELAY_LOCKS] = []
         if self.mqtt_topic:
             data[CONF_MQTT_TOPIC] = self.mqtt_topic
+        if self.queue_minutes is not None:
+            data[KEY_QUEUE_MINUTES] = self.queue_minutes
         return ConfigSubentryData(
             data=data,
             subentry_type=SUBENTRY_DEVICE,

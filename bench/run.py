@@ -25,6 +25,7 @@ from .broker import Broker, publish_retained
 from .docs import write_docs
 from .hassenv import REPO, write_config
 from .network import NETWORKS, Network
+from .queue_drain import device_ids as queue_device_ids
 from .report import build_rows, machine, markdown_tables, rows_json, summary_line
 from .runtime import RuntimeSizes, runtime_devices
 from .startup import retained_messages, startup_devices
@@ -43,10 +44,11 @@ QUICK = RuntimeSizes(
     history_small=100,
     history_queries=10,
     history_devices=10,
+    queue_devices=10,
 )
 SECTIONS = ("stock", "broker", "devices", "tuned", "startup")
 STAGE_MEASURES = {
-    "stock": "latency,throughput,history",
+    "stock": "latency,throughput,history,queue",
     "broker": "latency",
     "devices": "latency",
     "tuned": "latency,throughput",
@@ -98,21 +100,35 @@ def run_runtime(
     capture: Path | None = None,
     profile: Path | None = None,
 ) -> dict[str, Any]:
-    """Rows 1 to 4 (as far as ``STAGE_MEASURES`` says) in one Home Assistant."""
+    """Rows 1 to 4 and 6 (as far as ``STAGE_MEASURES`` says) in one Home Assistant.
+
+    With the queue drain (row 6) the hub also has its devices, said offline (retained) before
+    Home Assistant starts.
+    """
     config = workdir / f"runtime-{network.name}"
     # The broker is pinned only where Home Assistant is (the tuned stage); the throughput row
     # of the others pins it for its own duration.
     cpus = other if network.pin_ha else None
+    measures = STAGE_MEASURES[network.name]
+    queued = sizes.queue_devices if "queue" in measures.split(",") else 0
     with Broker(workdir / f"broker-{network.name}", cpus, nodelay=network.broker_nodelay) as broker:
         write_config(
-            config, broker=(broker.host, broker.port), devices=runtime_devices(sizes.tp_devices)
+            config,
+            broker=(broker.host, broker.port),
+            devices=runtime_devices(sizes.tp_devices, queued),
         )
+        if queued:
+            publish_retained(
+                broker.host,
+                broker.port,
+                [(f"wlte/{device}/status", "offline") for device in queue_device_ids(queued)],
+            )
         args = [
             "runtime",
             "--network",
             network.name,
             "--measure",
-            STAGE_MEASURES[network.name],
+            measures,
             "--config",
             str(config),
             "--log",
@@ -185,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bursts", type=int, help="bursts of 10 of each kind (40)")
     parser.add_argument("--commands", type=int, help="commands per throughput run (4,000)")
     parser.add_argument("--devices", type=int, help="devices for row 5 (5,000)")
+    parser.add_argument(
+        "--queue-devices", type=int, help="offline devices for row 6, 10 commands each (100)"
+    )
     parser.add_argument("--repeats", type=int, help="measured boots per variant, row 5 (3)")
     parser.add_argument(
         "--only",
@@ -215,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         sizes = replace(sizes, bursts=args.bursts)
     if args.commands is not None:
         sizes = replace(sizes, tp_commands=args.commands)
+    if args.queue_devices is not None:
+        sizes = replace(sizes, queue_devices=args.queue_devices)
     devices = args.devices if args.devices is not None else (5 if args.quick else 5000)
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
     sections = SECTIONS if args.only is None else tuple(args.only.split(","))
@@ -241,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
             if name not in sections:
                 continue
             network = NETWORKS[name]
-            print(f"bench: rows 1-4, {network.title}", file=sys.stderr, flush=True)
+            numbers = "1-4, 6" if "queue" in STAGE_MEASURES[name] else "1-4"
+            print(f"bench: rows {numbers}, {network.title}", file=sys.stderr, flush=True)
             raw[name] = run_runtime(
                 workdir,
                 sizes,

@@ -29,6 +29,7 @@ from custom_components.iotee.engine import CommandEngine
 
 from .broker import pin
 from .hassenv import REPO, Device
+from .queue_drain import RELAYS as QUEUE_RELAYS, device_ids as queue_device_ids
 from .stats import summary_ms
 
 LOCK_ID = "BENCHLOCK"
@@ -41,13 +42,27 @@ def throughput_devices(count: int) -> list[Device]:
     return [Device(f"benchtp{index:02d}", "wlte_relay", RELAYS) for index in range(count)]
 
 
-def runtime_devices(throughput_count: int) -> list[Device]:
-    """Every device of the runtime hub (all simulated)."""
+def simulated_devices(throughput_count: int) -> list[Device]:
+    """The devices of the runtime hub the simulator runs (answering at once)."""
     return [
         Device(LOCK_ID, "iotee_device"),
         Device(WLTE_ID, "wlte_relay", RELAYS),
         *throughput_devices(throughput_count),
     ]
+
+
+def queue_devices(count: int) -> list[Device]:
+    """The queue drain row's WLTE controllers: never simulated, offline until the row brings
+    them back, keeping commands for 30 minutes."""
+    return [
+        Device(hardware_id, "wlte_relay", QUEUE_RELAYS, queue_minutes=30)
+        for hardware_id in queue_device_ids(count)
+    ]
+
+
+def runtime_devices(throughput_count: int, queue_count: int = 0) -> list[Device]:
+    """Every device of the runtime hub: the simulated ones, then ``queue_count`` queue devices."""
+    return [*simulated_devices(throughput_count), *queue_devices(queue_count)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +88,8 @@ class RuntimeSizes:
     history_small: int = 1000
     history_queries: int = 200
     history_devices: int = 100
+    queue_devices: int = 100
+    """Offline devices of the queue drain row (row 6), 10 queued commands each."""
 
 
 def mqtt_nodelay(hass: HomeAssistant) -> None:

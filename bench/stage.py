@@ -1,7 +1,8 @@
 """One Home Assistant process of the benchmark (``python -m bench.stage runtime|boot ...``).
 
-``runtime`` boots the prepared config directory and measures rows 1 to 4 in it under one of the
-network settings of ``bench.network``; ``boot`` boots one and measures its startup (row 5). Each
+``runtime`` boots the prepared config directory and measures rows 1 to 4 and 6 (the queue
+drain, last: its devices are the hub's offline ones) in it under one of the network settings of
+``bench.network``; ``boot`` boots one and measures its startup (row 5). Each
 runs in a fresh process and writes its raw results as JSON to ``--out``. Only the ``tuned``
 runtime stage pins the process (Home Assistant with all its threads) to ``--ha-cpus`` and the
 devices and HTTP client it starts to ``--other-cpus``; the others leave the scheduler alone,
@@ -33,12 +34,13 @@ from homeassistant.setup import async_get_setup_timings
 from custom_components.iotee.const import DOMAIN
 from custom_components.iotee.engine import CommandEngine
 
-from .broker import free_port, pin
+from .broker import free_port, pin, publish_retained
 from .capture import capture
 from .hassenv import async_admin, async_boot, create_loop, write_yaml
 from .history import measure_history
 from .network import NETWORKS, Network, pin_threads
 from .probe import LoopProbe, SlowCallbacks
+from .queue_drain import PublishCounter, device_ids, measure_queue_drain
 from .runtime import (
     WLTE_ID,
     RuntimeContext,
@@ -48,7 +50,7 @@ from .runtime import (
     mqtt_nodelay,
     run_latency,
     run_throughput,
-    runtime_devices,
+    simulated_devices,
     wait_until,
 )
 
@@ -58,7 +60,7 @@ def _cpus(text: str | None) -> set[int] | None:
 
 
 async def runtime_stage(args: argparse.Namespace, http_port: int) -> dict[str, Any]:
-    """Rows 1 to 4 in one Home Assistant, under the network settings ``--network``."""
+    """Rows 1 to 4 and 6 in one Home Assistant, under the network settings ``--network``."""
     sizes = RuntimeSizes(**json.loads(args.sizes))
     network = NETWORKS[args.network]
     measure = set(args.measure.split(","))
@@ -69,11 +71,13 @@ async def runtime_stage(args: argparse.Namespace, http_port: int) -> dict[str, A
     hass = booted.hass
     simulator = Simulator(
         (host, int(port)),
-        runtime_devices(sizes.tp_devices),
+        simulated_devices(sizes.tp_devices),
         args.log,
         nodelay=network.devices_nodelay,
     )
     result: dict[str, Any] = {"network": asdict(network), "measured": sorted(measure)}
+    # The queue drain's devices (configured only when it is measured) stay offline until it.
+    offline = set(device_ids(sizes.queue_devices)) if "queue" in measure else set()
     try:
         await wait_until(lambda: bool(hass.config_entries.async_loaded_entries(DOMAIN)), 60, "hub")
         engine = engine_of(hass)
@@ -94,9 +98,12 @@ async def runtime_stage(args: argparse.Namespace, http_port: int) -> dict[str, A
         async with capture(args.capture, int(port)):
             await simulator.start(pinned)
             await wait_until(
-                lambda: all(state.online for state in engine.states.values()),
+                lambda: all(
+                    state.online is (hardware_id not in offline)
+                    for hardware_id, state in engine.states.items()
+                ),
                 60,
-                "devices online",
+                "devices online (the queue drain's offline)",
             )
             await asyncio.sleep(1.0)  # let the retained states settle
             if "latency" in measure:
@@ -106,6 +113,8 @@ async def runtime_stage(args: argparse.Namespace, http_port: int) -> dict[str, A
                 result["throughput"] = await run_throughput(ctx, sizes, args.profile)
         if "history" in measure:
             result["history"] = await _history(engine, sizes)
+        if "queue" in measure:
+            result["queue"] = await _queue_drain(engine, (host, int(port)), sorted(offline))
     finally:
         await simulator.stop()
         await hass.async_stop()
@@ -156,6 +165,35 @@ async def _history(engine: CommandEngine, sizes: RuntimeSizes) -> dict[str, Any]
         )
     finally:
         probe.stop()
+
+
+async def _queue_drain(
+    engine: CommandEngine, broker: tuple[str, int], hardware_ids: list[str]
+) -> dict[str, Any]:
+    """Row 6: the hub's offline devices get their queued commands once they say online.
+
+    After the history row (which purges everything): its purge would count these commands.
+    """
+    counter = PublishCounter(*broker, hardware_ids)
+    hass = engine.hass
+    await hass.async_add_executor_job(counter.start)
+
+    async def bring_online() -> None:
+        await hass.async_add_executor_job(
+            publish_retained,
+            *broker,
+            [(f"wlte/{hardware_id}/status", "online") for hardware_id in hardware_ids],
+        )
+
+    try:
+        result = await measure_queue_drain(engine, hardware_ids, bring_online, counter.delivered)
+    finally:
+        await hass.async_add_executor_job(counter.stop)
+    queued = result.pop("command_ids")
+    counts = dict(counter.counts)
+    result["published_once"] = sorted(counts) == sorted(queued) and set(counts.values()) <= {1}
+    result["published"] = sum(counts.values())
+    return result
 
 
 def _iotee_entities(hass: HomeAssistant) -> tuple[int, int]:
@@ -302,8 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--network", choices=sorted(NETWORKS), default="stock", help="(runtime)")
     parser.add_argument(
         "--measure",
-        default="latency,throughput,history",
-        help="comma-separated: latency, throughput, history (runtime)",
+        default="latency,throughput,history,queue",
+        help="comma-separated: latency, throughput, history, queue (runtime)",
     )
     parser.add_argument("--profile", type=Path, help="profile the throughput row into this dir")
     parser.add_argument("--capture", type=Path, help="tshark capture of the latency rows")
