@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from homeassistant.config_entries import ConfigSubentryData
@@ -23,6 +25,7 @@ from custom_components.iotee.const import (
     SUBENTRY_DEVICE,
 )
 from custom_components.iotee.engine import CommandEngine
+from simulator import SimulatedDevice
 
 LOCK_ID = "ABC123"
 WLTE_ID = "abc123456789"
@@ -118,3 +121,15 @@ async def stop_hub(hass: HomeAssistant, entry: MockConfigEntry) -> None:
 
     assert await hass.config_entries.async_unload(entry.entry_id)
     await async_stop_engine(hass)
+
+
+@contextmanager
+def running(devices: dict[str, SimulatedDevice]) -> Iterator[dict[str, SimulatedDevice]]:
+    """Start the simulated ``devices`` (online); stop them when the block ends."""
+    for sim in devices.values():
+        sim.start()
+    try:
+        yield devices
+    finally:
+        for sim in devices.values():
+            sim.stop()

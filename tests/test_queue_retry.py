@@ -28,6 +28,7 @@ from .helpers import (
     device,
     engine_of,
     engine_subscribed,
+    running,
     settle,
     setup_hub,
     stop_hub,
@@ -58,19 +59,17 @@ def _devices(**lock_options: Any) -> tuple[Any, ...]:
 def sims(mosquitto: Mosquitto) -> Generator[dict[str, SimulatedDevice]]:
     """The lock and the relay, online."""
     fast = Behaviour(pulse=0.1, reboot_delay=0.1)
-    devices = {
-        LOCK_ID: SimulatedDevice(
-            "iotee_device", LOCK_ID, mosquitto.host, mosquitto.port, behaviour=fast
-        ),
-        WLTE_ID: SimulatedDevice(
-            "wlte_relay", WLTE_ID, mosquitto.host, mosquitto.port, relays=2, behaviour=fast
-        ),
-    }
-    for sim in devices.values():
-        sim.start()
-    yield devices
-    for sim in devices.values():
-        sim.stop()
+    with running(
+        {
+            LOCK_ID: SimulatedDevice(
+                "iotee_device", LOCK_ID, mosquitto.host, mosquitto.port, behaviour=fast
+            ),
+            WLTE_ID: SimulatedDevice(
+                "wlte_relay", WLTE_ID, mosquitto.host, mosquitto.port, relays=2, behaviour=fast
+            ),
+        }
+    ) as devices:
+        yield devices
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from simulator import Behaviour, SimulatedDevice
 from .api_openapi import RelayDevice
 from .broker import Mosquitto, PahoPeer
 from .conftest import subscribed, wait_for
-from .helpers import LOCK_ID, TASMOTA_ID, WLTE_ID, engine_of, engine_subscribed, setup_hub
+from .helpers import LOCK_ID, TASMOTA_ID, WLTE_ID, engine_of, engine_subscribed, running, setup_hub
 
 COMMAND_TIMEOUT = 2.0
 OUTAGE = 0.5
@@ -46,27 +46,25 @@ TARGETS: tuple[tuple[str, int | None, tuple[str, str]], ...] = (
 @pytest.fixture
 def devices(mosquitto: Mosquitto) -> Generator[dict[str, SimulatedDevice]]:
     """The three simulated devices; the WLTE relay answers after 0.3 s (commands in flight)."""
-    sims = {
-        LOCK_ID: SimulatedDevice(
-            "iotee_device", LOCK_ID, mosquitto.host, mosquitto.port, behaviour=Behaviour()
-        ),
-        WLTE_ID: SimulatedDevice(
-            "wlte_relay",
-            WLTE_ID,
-            mosquitto.host,
-            mosquitto.port,
-            relays=4,
-            behaviour=Behaviour(delay=0.3),
-        ),
-        TASMOTA_ID: SimulatedDevice(
-            "tasmota", "garden", mosquitto.host, mosquitto.port, relays=2, behaviour=Behaviour()
-        ),
-    }
-    for sim in sims.values():
-        sim.start()
-    yield sims
-    for sim in sims.values():
-        sim.stop()
+    with running(
+        {
+            LOCK_ID: SimulatedDevice(
+                "iotee_device", LOCK_ID, mosquitto.host, mosquitto.port, behaviour=Behaviour()
+            ),
+            WLTE_ID: SimulatedDevice(
+                "wlte_relay",
+                WLTE_ID,
+                mosquitto.host,
+                mosquitto.port,
+                relays=4,
+                behaviour=Behaviour(delay=0.3),
+            ),
+            TASMOTA_ID: SimulatedDevice(
+                "tasmota", "garden", mosquitto.host, mosquitto.port, relays=2, behaviour=Behaviour()
+            ),
+        }
+    ) as sims:
+        yield sims
 
 
 @dataclass(slots=True)

@@ -44,6 +44,7 @@ from .helpers import (
     WLTE_ID,
     engine_of,
     engine_subscribed,
+    running,
     settle,
     setup_hub,
     stop_hub,
@@ -68,19 +69,17 @@ def fast_store(monkeypatch: pytest.MonkeyPatch) -> None:
 def devices(mosquitto: Mosquitto) -> Generator[dict[str, SimulatedDevice]]:
     """A lock and a relay controller that answer after 0.3 s (so commands are in flight)."""
     slow = Behaviour(delay=0.3)
-    sims = {
-        LOCK_ID: SimulatedDevice(
-            "iotee_device", LOCK_ID, mosquitto.host, mosquitto.port, behaviour=slow
-        ),
-        WLTE_ID: SimulatedDevice(
-            "wlte_relay", WLTE_ID, mosquitto.host, mosquitto.port, relays=4, behaviour=slow
-        ),
-    }
-    for sim in sims.values():
-        sim.start()
-    yield sims
-    for sim in sims.values():
-        sim.stop()
+    with running(
+        {
+            LOCK_ID: SimulatedDevice(
+                "iotee_device", LOCK_ID, mosquitto.host, mosquitto.port, behaviour=slow
+            ),
+            WLTE_ID: SimulatedDevice(
+                "wlte_relay", WLTE_ID, mosquitto.host, mosquitto.port, relays=4, behaviour=slow
+            ),
+        }
+    ) as sims:
+        yield sims
 
 
 @pytest.fixture

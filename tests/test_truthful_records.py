@@ -42,6 +42,7 @@ from .helpers import (
     device,
     engine_of,
     engine_subscribed,
+    running,
     settle,
     setup_hub,
     stop_hub,
@@ -62,20 +63,18 @@ TIMEOUT = 1.5
 def sims(mosquitto: Mosquitto) -> Generator[dict[str, SimulatedDevice]]:
     """The three simulated devices, online."""
     fast = Behaviour(pulse=0.1, reboot_delay=0.1)
-    devices = {
-        LOCK_ID: SimulatedDevice("iotee_device", LOCK_ID, mosquitto.host, mosquitto.port),
-        WLTE_ID: SimulatedDevice(
-            "wlte_relay", WLTE_ID, mosquitto.host, mosquitto.port, relays=4, behaviour=fast
-        ),
-        TASMOTA_ID: SimulatedDevice(
-            "tasmota", "garden", mosquitto.host, mosquitto.port, relays=2, behaviour=fast
-        ),
-    }
-    for sim in devices.values():
-        sim.start()
-    yield devices
-    for sim in devices.values():
-        sim.stop()
+    with running(
+        {
+            LOCK_ID: SimulatedDevice("iotee_device", LOCK_ID, mosquitto.host, mosquitto.port),
+            WLTE_ID: SimulatedDevice(
+                "wlte_relay", WLTE_ID, mosquitto.host, mosquitto.port, relays=4, behaviour=fast
+            ),
+            TASMOTA_ID: SimulatedDevice(
+                "tasmota", "garden", mosquitto.host, mosquitto.port, relays=2, behaviour=fast
+            ),
+        }
+    ) as devices:
+        yield devices
 
 
 async def start(hass: HomeAssistant, *extra: Any, **options: Any) -> MockConfigEntry:
