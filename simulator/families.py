@@ -8,7 +8,8 @@
 - ``zigbee2mqtt_lock`` / ``zigbee2mqtt_switch`` (id = friendly name F under ``base_topic`` B):
   availability ``B/F/availability`` ``{"state": "online"}``. ``B/F/set`` takes ``{"state":
   "LOCK"}`` or ``{"state": "ON"}`` / ``{"state_l2": "ON"}``; after every set the device's whole
-  state JSON goes to ``B/F`` (changed or not, with ``linkquality`` and, for locks, ``battery``).
+  state JSON goes to ``B/F`` (changed or not, with ``linkquality`` and, for locks, ``battery``),
+  and so it does on ``B/F/get`` (the state read from the device; not retained).
   Mode ``fail``: a lock reports ``lock_state: not_fully_locked``; a switch reports its unchanged
   state. ``reject``: no answer. Offline (mode ``offline``): ``{"state": "offline"}``.
 - ``esphome_lock`` / ``esphome_switch`` (id = topic prefix P): availability ``P/status``.
@@ -124,7 +125,7 @@ class Zigbee2MqttDevice(SimulatedDevice):
         self.availability_topic = f"{topic}/availability"
         self.payload_online = json.dumps({"state": "online"})
         self.payload_offline = json.dumps({"state": "offline"})
-        self._subscriptions = [f"{topic}/set"]
+        self._subscriptions = [f"{topic}/set", f"{topic}/get"]
         self._jammed = False
 
     def relay_key(self, index: int) -> str:
@@ -163,7 +164,12 @@ class Zigbee2MqttDevice(SimulatedDevice):
     def _handler(self) -> Callable[[str, str, Behaviour], None]:
         return self._handle_set
 
-    def _handle_set(self, _topic: str, payload: str, behaviour: Behaviour) -> None:
+    def _handle_set(self, topic: str, payload: str, behaviour: Behaviour) -> None:
+        if topic.endswith("/get"):
+            # Zigbee2MQTT reads the asked properties from the device and publishes the state.
+            if behaviour.mode is not Mode.SILENT:
+                self._publish_state()
+            return
         try:
             command = json.loads(payload)
         except ValueError:

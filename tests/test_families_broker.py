@@ -3,6 +3,7 @@ simulated firmware; through the engine, the entities and both REST APIs."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from typing import Any
 import uuid
@@ -32,7 +33,7 @@ from custom_components.iotee.engine import CommandEngine
 from simulator import Behaviour, Kind, Mode, SimulatedDevice
 
 from .api_openapi import checked
-from .broker import Mosquitto
+from .broker import Mosquitto, PahoPeer
 from .conftest import wait_for
 from .helpers import engine_of, engine_subscribed, setup_hub
 
@@ -273,8 +274,10 @@ async def test_entities_of_the_families(
     hass: HomeAssistant, hub: MockConfigEntry, sims: dict[str, SimulatedDevice]
 ) -> None:
     """Locks and switches act through the device and show what it confirmed."""
-    # Zigbee2MQTT does not retain states: the lock is unknown until the device reports.
-    assert hass.states.get("lock.back_door").state == "unknown"
+    # Zigbee2MQTT retains no state (the devices announced theirs before the hub subscribed):
+    # IoTee asked each of them once subscribed (``/get``), so their states are in.
+    await wait_for(lambda: hass.states.get("lock.back_door").state == "locked")
+    await wait_for(lambda: hass.states.get("switch.gate_relay_2").state == "off")
     for domain, service, entity_id, expected in (
         ("lock", "unlock", "lock.back_door", "unlocked"),
         ("lock", "unlock", "lock.garage_door", "unlocked"),
@@ -347,3 +350,26 @@ async def test_commands_api_against_a_family_lock(
     assert response.status == 201
     final: CommandRecord = await engine_of(hub).async_wait(body["command_id"], TIMEOUT + 3)
     assert final.status is CommandStatus.COMPLETED
+
+
+async def test_zigbee2mqtt_devices_are_asked_for_their_state_once(
+    hass: HomeAssistant, hub: MockConfigEntry, peer: PahoPeer
+) -> None:
+    """One ``/get`` per Zigbee2MQTT device naming the fields IoTee reads, never repeated when
+    devices are synced again."""
+    engine = engine_of(hub)
+    assert engine.device("door").state_request() == (
+        "zigbee2mqtt/door/get",
+        '{"state": ""}',
+    )
+    assert engine.device("gate").state_request() == (
+        "z2m/gate/get",
+        '{"state_l1": "", "state_l2": ""}',
+    )
+    assert engine.device("sh1").state_request() is None
+    await hass.async_add_executor_job(peer.subscribe, "+/+/get")
+    seen: list[str] = []
+    peer.handlers.append(lambda _c, m: seen.append(m.topic))
+    await engine.async_subscribe_devices()
+    await asyncio.sleep(0.3)
+    assert seen == []

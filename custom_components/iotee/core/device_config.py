@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+import json
 
 from .delivery_rules import DeliveryPolicy
 from .device_types import (
@@ -73,6 +74,18 @@ class DeviceConfig:
     def topic(self, template: str, relay: int | None = None) -> str:
         """Render one of this device's topic templates."""
         return self.render(template, relay)
+
+    def state_request(self) -> tuple[str, str] | None:
+        """Return the topic and payload that ask this device for its state, if its firmware
+        retains none (Zigbee2MQTT: ``{"state_l1": "", "state_l2": ""}`` on ``.../get``)."""
+        request = self.device_type.state_request
+        if request is None:
+            return None
+        relays: list[int | None] = (
+            list(range(1, self.relays + 1)) if self.device_type.has_relays else [None]
+        )
+        fields = dict.fromkeys((request.field.format(**self.values(r)) for r in relays), "")
+        return self.topic(request.topic), json.dumps(fields)
 
     def confirmation(self, spec: CommandSpec, relay: int | None) -> Confirmation:
         """Return ``spec``'s confirmation with this device's topic and field names filled in."""

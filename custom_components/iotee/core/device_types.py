@@ -137,6 +137,16 @@ class CommandSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class StateRequest:
+    """How to ask a device for its state when its firmware retains none (Zigbee2MQTT's
+    ``<base>/<friendly_name>/get``): a JSON object naming ``field`` (a template; one per relay
+    on a relay device) with empty values."""
+
+    topic: str
+    field: str
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceType:
     """A family of devices speaking one MQTT contract."""
 
@@ -156,6 +166,8 @@ class DeviceType:
     discoverable: bool = False
     relay_commands: tuple[str, ...] = field(default=())
     availability_values: tuple[StateValue, ...] = ()
+    state_request: StateRequest | None = None
+    """Asked once subscribed, for firmware that retains no state (Zigbee2MQTT)."""
     """How availability reads; empty: the payload equals ``payload_online``/``payload_offline``."""
     lock_values: tuple[StateValue, ...] = ()
     """How the lock state reads; the first whose field is in the message decides."""
@@ -421,6 +433,7 @@ ZIGBEE2MQTT_LOCK = DeviceType(
     payload_offline="offline",
     availability_values=_Z2M_ONLINE,
     lock_state_topic=_Z2M_STATE,
+    state_request=StateRequest(_Z2M_STATE + "/get", "state"),
     lock_values=(
         StateValue(("locked",), ("unlocked",), path="lock_state", unknown=Z2M_LOCK_FAILURES),
         StateValue(("LOCK",), ("UNLOCK",), path="state"),
@@ -447,6 +460,7 @@ ZIGBEE2MQTT_SWITCH = DeviceType(
     availability_values=_Z2M_ONLINE,
     has_relays=True,
     relay_state_topic=_Z2M_STATE,
+    state_request=StateRequest(_Z2M_STATE + "/get", "{relay_key}"),
     relay_values=(StateValue(("ON",), ("OFF",), path="{relay_key}"),),
     relay_commands=("ON", "OFF"),
     settings=_Z2M_SETTINGS,

@@ -24,10 +24,12 @@ import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+import logging
 from typing import Any
 
 from homeassistant.components import mqtt
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
 
 from custom_components.iotee.const import EVENT_COMMAND_STATUS
 from custom_components.iotee.core.delivery_rules import queue_expiry, queue_minutes
@@ -63,6 +65,8 @@ from .devices import (
 from .persistence import ISSUE_STORE_WRITE_FAILED, STORE_RETRY_INTERVAL, StoreKeeper
 from .subscriptions import SUBSCRIBE_WAIT, Subscriptions
 from .tracking import LATE_WINDOW, Tracked, Tracker
+
+_LOGGER = logging.getLogger(__name__)
 
 __all__ = [
     "ISSUE_STORE_WRITE_FAILED",
@@ -118,6 +122,9 @@ class CommandEngine:
         """The locks and switches Zigbee2MQTT lists, by base topic (to pick from)."""
         self._keeper = StoreKeeper(hass, store)
         self._dispatches: set[asyncio.Task[None]] = set()
+        """Publishes still waiting for the broker after their command was answered."""
+        self._states_asked: set[str] = set()
+        """Devices asked for their state once (firmware that retains none)."""
         """Publishes still waiting for the broker after their command was answered."""
         self._tracker = Tracker(
             hass,
@@ -254,6 +261,38 @@ class CommandEngine:
         still be answered on them, and one more wildcard subscription costs next to nothing.
         """
         await self._subscriptions.async_subscribe(self._book.subscription_filters())
+        self._ask_states()
+
+    @callback
+    def _ask_states(self) -> None:
+        """Ask each device whose firmware retains no state (Zigbee2MQTT) for it, once, after
+        the broker acknowledged the subscriptions its answer arrives on."""
+        asks = [
+            (config.hardware_id, request)
+            for config in self.devices.values()
+            if config.hardware_id not in self._states_asked
+            and (request := config.state_request()) is not None
+        ]
+        if not asks:
+            return
+        self._states_asked.update(hardware_id for hardware_id, _ in asks)
+        task = self.hass.async_create_background_task(
+            self._async_ask_states([request for _, request in asks]), "iotee state requests"
+        )
+        self._dispatches.add(task)
+        task.add_done_callback(self._dispatches.discard)
+
+    async def _async_ask_states(self, requests: list[tuple[str, str]]) -> None:
+        try:
+            async with asyncio.timeout(SUBSCRIBE_WAIT):
+                await self._subscriptions.subscribed.wait()
+        except TimeoutError:
+            pass  # ask anyway: an answer may still arrive on a subscription acknowledged late
+        for topic, payload in requests:
+            try:
+                await mqtt.async_publish(self.hass, topic, payload, qos=0, retain=False)
+            except HomeAssistantError as err:
+                _LOGGER.debug("Could not ask %s for its state: %s", topic, err)
 
     async def _async_load_last_commands(self) -> None:
         """Read each target's last command, so entities show it after a restart."""
