@@ -166,9 +166,9 @@ class DeviceType:
     discoverable: bool = False
     relay_commands: tuple[str, ...] = field(default=())
     availability_values: tuple[StateValue, ...] = ()
+    """How availability reads; empty: the payload equals ``payload_online``/``payload_offline``."""
     state_request: StateRequest | None = None
     """Asked once subscribed, for firmware that retains no state (Zigbee2MQTT)."""
-    """How availability reads; empty: the payload equals ``payload_online``/``payload_offline``."""
     lock_values: tuple[StateValue, ...] = ()
     """How the lock state reads; the first whose field is in the message decides."""
     relay_values: tuple[StateValue, ...] = ()

@@ -71,12 +71,22 @@ OPEN_STATUSES = (
     CommandStatus.PUBLISHED.value,
     CommandStatus.ACKNOWLEDGED.value,
 )
-_FINISHED = "(status NOT IN (?, ?, ?) OR (status = ? AND deadline <= created_at))"
-"""A finished record: a terminal status, or ``published`` to a device that never confirms
-(``CommandRecord.finished``); its parameters are ``_FINISHED_ARGS``."""
-_FINISHED_KEYED = _FINISHED.replace("status", "c.status").replace(
-    "deadline <= created_at", "c.deadline <= c.created_at"
-)
+
+
+def _sent_only(table: str = "") -> str:
+    """SQL true for ``published`` to a device that never confirms (its deadline is its
+    creation: ``CommandRecord.finished``); its parameter is ``PUBLISHED``."""
+    return f"({table}status = ? AND {table}deadline <= {table}created_at)"
+
+
+def _finished(table: str = "") -> str:
+    """SQL true for a finished record: a terminal status, or ``_sent_only``; its parameters are
+    ``_FINISHED_ARGS``."""
+    return f"({table}status NOT IN (?, ?, ?) OR {_sent_only(table)})"
+
+
+_FINISHED = _finished()
+_FINISHED_KEYED = _finished("c.")
 _FINISHED_ARGS = (*OPEN_STATUSES, CommandStatus.PUBLISHED.value)
 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -717,10 +727,10 @@ class CommandStore:
         return [self._current(_row_to_record(row)) for row in rows]
 
     def open_commands(self) -> list[CommandRecord]:
-        """Return the records that have not reached a terminal status."""
+        """Return the records that are not finished (``CommandRecord.finished``)."""
         rows = self.db.execute(
             f"SELECT {_COLUMNS} FROM commands WHERE status IN (?, ?, ?)"
-            " AND NOT (status = ? AND deadline <= created_at) ORDER BY created_at",
+            f" AND NOT {_sent_only()} ORDER BY created_at",
             _FINISHED_ARGS,
         )
         records = [self._current(_row_to_record(row)) for row in rows]

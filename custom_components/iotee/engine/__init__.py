@@ -122,10 +122,10 @@ class CommandEngine:
         """The locks and switches Zigbee2MQTT lists, by base topic (to pick from)."""
         self._keeper = StoreKeeper(hass, store)
         self._dispatches: set[asyncio.Task[None]] = set()
-        """Publishes still waiting for the broker after their command was answered."""
+        """Publishes under way that no caller waits for (answered commands, state requests);
+        cancelled when the engine stops."""
         self._states_asked: set[str] = set()
         """Devices asked for their state once (firmware that retains none)."""
-        """Publishes still waiting for the broker after their command was answered."""
         self._tracker = Tracker(
             hass,
             lambda: self.settings.command_timeout,
