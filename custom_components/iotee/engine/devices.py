@@ -85,6 +85,10 @@ class DeviceBook:
         self.state_topics: dict[str, list[StateTopic]] = {}
         """State topics by topic: one topic may carry several states (a Zigbee2MQTT device's
         JSON names all its relays)."""
+        self._topics_of: dict[str, list[str]] = {}
+        """The state topics of each device, by hardware id (to forget them without a scan)."""
+        self._by_device_id: dict[str, str] = {}
+        """Hardware ids by HA device registry id."""
         self._device_listeners: list[DeviceListener] = []
         self._hardware_listeners: dict[str, list[DeviceListener]] = {}
         self.discovery_listeners: list[DiscoveryListener] = []
@@ -118,12 +122,17 @@ class DeviceBook:
             ]
         for topic, state_topic in topics:
             self.state_topics.setdefault(topic, []).append(state_topic)
+        self._topics_of[config.hardware_id] = [topic for topic, _ in topics]
+        if config.device_id is not None:
+            self._by_device_id[config.device_id] = config.hardware_id
 
     def remove_device(self, hardware_id: str) -> None:
         """Forget a device that is no longer configured."""
-        self.devices.pop(hardware_id, None)
+        gone = self.devices.pop(hardware_id, None)
         self.states.pop(hardware_id, None)
-        for topic in list(self.state_topics):
+        if gone is not None and gone.device_id is not None:
+            self._by_device_id.pop(gone.device_id, None)
+        for topic in dict.fromkeys(self._topics_of.pop(hardware_id, [])):
             kept = [t for t in self.state_topics[topic] if t.hardware_id != hardware_id]
             if kept:
                 self.state_topics[topic] = kept
@@ -143,15 +152,19 @@ class DeviceBook:
     def device(self, device_ref: str) -> DeviceConfig:
         """Return a device by hardware id or HA device id."""
         config = self.devices.get(device_ref)
-        if config is None:
-            config = next((d for d in self.devices.values() if d.device_id == device_ref), None)
+        if config is None and device_ref in self._by_device_id:
+            config = self.devices.get(self._by_device_id[device_ref])
         if config is None:
             raise UnknownDeviceError(f"no configured device {device_ref!r}")
         return config
 
     def set_device_id(self, hardware_id: str, device_id: str) -> None:
         """Remember the HA device registry id of a device."""
-        self.devices[hardware_id] = replace(self.devices[hardware_id], device_id=device_id)
+        config = self.devices[hardware_id]
+        if config.device_id is not None:
+            self._by_device_id.pop(config.device_id, None)
+        self.devices[hardware_id] = replace(config, device_id=device_id)
+        self._by_device_id[device_id] = hardware_id
 
     def subscription_filters(self) -> list[str]:
         """Filters covering every topic of the devices (and the discoverable types' availability).
