@@ -68,7 +68,8 @@ JSON to `bench/results/latest.json` and regenerates this page and README's table
   delayed ACKs long before the CPU runs out, so the target judges the tuned stack, where HA's
   core is the bottleneck: that ratio is tracking's CPU cost.
 - **Profiles**: `--profile DIR` writes pyinstrument reports of one more run of each throughput
-  side (tuned stack) and of one more startup (row 5), not counted.
+  side (tuned stack) and of one more startup (row 5), not counted: as text and as sessions
+  (`pyinstrument --load FILE.pyisession --show-all` shows Home Assistant's own frames too).
 - **4. History at scale**: rows shaped like the store's own (built with its row function from
   real records), spread over 100 devices and 90 days, bulk-inserted through the store's SQLite
   connection on its worker thread. Queries (`limit=100`, 200 each), the purge of everything and

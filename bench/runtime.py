@@ -448,6 +448,8 @@ async def profile_throughput(
         timings[name] = time.perf_counter() - started
         text = profiler.output_text(unicode=False, color=False, show_all=False)
         await asyncio.to_thread((out_dir / f"throughput-{name}.txt").write_text, text)
+        session = str(out_dir / f"throughput-{name}.pyisession")
+        await asyncio.to_thread(profiler.last_session.save, session)
     return timings
 
 

@@ -325,6 +325,7 @@ def _write_profile(profiler: Any, out_dir: Path, name: str) -> None:
     (out_dir / f"{name}.txt").write_text(
         profiler.output_text(unicode=False, color=False, show_all=False)
     )
+    profiler.last_session.save(str(out_dir / f"{name}.pyisession"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,10 +57,11 @@ async def async_sync_devices(hass: HomeAssistant, entry: IoteeConfigEntry) -> No
                 await entity.async_remove()
             if current.hardware_id != config.hardware_id:
                 engine.remove_device(current.hardware_id)
-        if config.hardware_id in engine.devices:
-            engine.replace_device(config)
-        else:
+        running = engine.devices.get(config.hardware_id)
+        if running is None:
             engine.add_device(config)
+        elif replace(running, device_id=None) != config:
+            engine.replace_device(config)
         device = device_registry.async_get_or_create(
             config_entry_id=entry.entry_id,
             config_subentry_id=subentry_id,

@@ -131,7 +131,7 @@ class IoteeEntity(Entity):
             self.engine.add_device_listener(self._on_device, self.config.hardware_id)
         )
         self.async_on_remove(self.engine.add_command_listener(self._on_command, self._target))
-        self.async_on_remove(mqtt.async_subscribe_connection_status(self.hass, self._on_connection))
+        self.async_on_remove(self.engine.add_connection_listener(self._on_connection))
 
     @callback
     def _async_write_ha_state(self) -> None:

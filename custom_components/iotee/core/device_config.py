@@ -34,6 +34,15 @@ class DeviceConfig:
     """The device-side name of each relay, in order (empty: the type's default names)."""
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     """Keeping commands while the device is offline, and retrying them (its options)."""
+    _values: Mapping[str, object] = field(init=False, repr=False, compare=False)
+    """What the templates are filled with, relay aside (built once: every command renders)."""
+
+    def __post_init__(self) -> None:
+        """Build the template values once."""
+        values: dict[str, object] = dict(self.device_type.default_settings(self.hardware_id))
+        values.update(self.settings)
+        values["mqtt_id"] = self.topic_id
+        object.__setattr__(self, "_values", values)
 
     @property
     def topic_id(self) -> str:
@@ -58,9 +67,7 @@ class DeviceConfig:
 
     def values(self, relay: int | None = None) -> dict[str, object]:
         """Return what the templates of this device are filled with (for ``relay``)."""
-        values: dict[str, object] = dict(self.device_type.default_settings(self.hardware_id))
-        values.update(self.settings)
-        values["mqtt_id"] = self.topic_id
+        values = dict(self._values)
         if relay is None:
             values.update(relay="", relay0="", relay_key="")
         else:

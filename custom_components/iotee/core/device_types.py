@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+import functools
 
 WILDCARD_PLACEHOLDERS = ("{mqtt_id}", "{relay}", "{relay0}", "{relay_key}", "{command_id}")
 """Placeholders a subscription covers with ``+``: one level each, never a ``/`` inside."""
@@ -246,9 +247,24 @@ def topic_filter(template: str, values: Mapping[str, object]) -> str:
     Levels holding one of ``WILDCARD_PLACEHOLDERS`` become ``+``; the others are filled in.
     """
     return "/".join(
-        "+" if any(name in level for name in WILDCARD_PLACEHOLDERS) else level.format(**values)
-        for level in template.split("/")
+        level if filled is None else filled.format(**values)
+        for level, filled in _filter_levels(template)
     )
+
+
+@functools.cache
+def _filter_levels(template: str) -> tuple[tuple[str, str | None], ...]:
+    """Split a topic template into levels: ``(text, None)`` taken as it is (``+`` for a level
+    holding a wildcard placeholder), ``("", template)`` filled in per device."""
+    levels: list[tuple[str, str | None]] = []
+    for level in template.split("/"):
+        if any(name in level for name in WILDCARD_PLACEHOLDERS):
+            levels.append(("+", None))
+        elif "{" in level or "}" in level:
+            levels.append(("", level))
+        else:
+            levels.append((level, None))
+    return tuple(levels)
 
 
 def _relay_command(name: str, topic: str, payload: str, confirm: Confirmation) -> CommandSpec:

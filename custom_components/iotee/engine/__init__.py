@@ -231,6 +231,11 @@ class CommandEngine:
         return self._book.add_device_listener(listener, hardware_id)
 
     @callback
+    def add_connection_listener(self, listener: Callable[[bool], None]) -> CALLBACK_TYPE:
+        """Call ``listener(connected)`` when HA's MQTT connection goes up or down."""
+        return add_listener(self._subscriptions.connection_listeners, listener)
+
+    @callback
     def add_discovery_listener(self, listener: DiscoveryListener) -> CALLBACK_TYPE:
         """Call ``listener(device_type, mqtt_id)`` when an unconfigured device says online."""
         return add_listener(self._book.discovery_listeners, listener)

@@ -63,6 +63,17 @@ def add_keyed_listener[K, L](by_key: dict[K, list[L]], key: K, listener: L) -> C
     return remove
 
 
+def _filters(config: DeviceConfig) -> dict[str, None]:
+    """Return the subscription filters covering every topic ``config``'s device uses."""
+    dtype = config.device_type
+    values = config.values()
+    templates = [
+        t for t in (dtype.availability_topic, dtype.lock_state_topic, dtype.relay_state_topic) if t
+    ]
+    templates += [spec.confirmation.topic for spec in dtype.commands.values()]
+    return dict.fromkeys(filter_for(template, values) for template in templates if template)
+
+
 @dataclass(frozen=True, slots=True)
 class StateReport:
     """What one message reported: its device, and whether it came online or went offline."""
@@ -87,6 +98,8 @@ class DeviceBook:
         JSON names all its relays)."""
         self._topics_of: dict[str, list[str]] = {}
         """The state topics of each device, by hardware id (to forget them without a scan)."""
+        self._filters_of: dict[str, dict[str, None]] = {}
+        """The subscription filters each device needs, by hardware id (built once)."""
         self._by_device_id: dict[str, str] = {}
         """Hardware ids by HA device registry id."""
         self._device_listeners: list[DeviceListener] = []
@@ -123,6 +136,7 @@ class DeviceBook:
         for topic, state_topic in topics:
             self.state_topics.setdefault(topic, []).append(state_topic)
         self._topics_of[config.hardware_id] = [topic for topic, _ in topics]
+        self._filters_of[config.hardware_id] = _filters(config)
         if config.device_id is not None:
             self._by_device_id[config.device_id] = config.hardware_id
 
@@ -132,6 +146,7 @@ class DeviceBook:
         self.states.pop(hardware_id, None)
         if gone is not None and gone.device_id is not None:
             self._by_device_id.pop(gone.device_id, None)
+        self._filters_of.pop(hardware_id, None)
         for topic in dict.fromkeys(self._topics_of.pop(hardware_id, [])):
             kept = [t for t in self.state_topics[topic] if t.hardware_id != hardware_id]
             if kept:
@@ -177,18 +192,8 @@ class DeviceBook:
         for dtype in DEVICE_TYPES.values():
             if dtype.discoverable:
                 filters[filter_for(dtype.availability_topic, {})] = None
-        for config in self.devices.values():
-            dtype = config.device_type
-            values = config.values()
-            templates = [
-                t
-                for t in (dtype.availability_topic, dtype.lock_state_topic, dtype.relay_state_topic)
-                if t
-            ]
-            confirmations = (spec.confirmation for spec in dtype.commands.values())
-            templates += [c.topic for c in confirmations if c.topic]
-            for template in templates:
-                filters[filter_for(template, values)] = None
+        for device_filters in self._filters_of.values():
+            filters.update(device_filters)
         return list(filters)
 
     # ---- listeners -----------------------------------------------------------------------

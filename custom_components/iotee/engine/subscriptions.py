@@ -39,6 +39,9 @@ class Subscriptions:
         self._watchers: list[CALLBACK_TYPE] = []
         self._unsubscribes: list[CALLBACK_TYPE] = []
         self._stopping = False
+        self.connection_listeners: list[Callable[[bool], None]] = []
+        """Told of every change of HA's MQTT connection, after the gate closed (entities:
+        one subscription of the engine instead of one dispatcher connection each)."""
 
     def start(self) -> None:
         """Follow the connection: the gate closes on every change."""
@@ -67,6 +70,8 @@ class Subscriptions:
             # HA's client announces the connection first and queues the re-subscriptions just
             # after: watch for them once that is done.
             self.hass.loop.call_soon(self._watch)
+        for listener in list(self.connection_listeners):
+            listener(connected)
 
     @callback
     def _watch(self) -> None:
