@@ -26,6 +26,7 @@ from custom_components.iotee.core.store import (
     CommandStore,
     IdempotencyEntry,
     StoreError,
+    StoreFaultError,
     record_row,
 )
 
@@ -625,8 +626,8 @@ async def test_async_store_round_trip(db_path: Path) -> None:
 
 async def test_status_updates_of_one_loop_iteration_are_one_group_commit(db_path: Path) -> None:
     """N updates taken in one loop iteration: one call on the worker thread, one transaction,
-    one shared outcome (the latest state of a command wins), and a read right after sees them
-    all."""
+    one row per command (its latest state), one shared outcome, and a read right after sees
+    them all."""
     db_path.parent.mkdir(parents=True)
     store = AsyncCommandStore(CommandStore(db_path))
     await store.open()
@@ -651,7 +652,7 @@ async def test_status_updates_of_one_loop_iteration_are_one_group_commit(db_path
         futures.append(store.update_soon(records[0]))
         assert len(set(map(id, futures))) == 1
         await futures[0]
-        assert calls == [["g0", "g1", "g2", "g3", "g4", "g0"]]
+        assert calls == [["g0", "g1", "g2", "g3", "g4"]]
         assert store.store._commits == commits + 1
         got = [await store.get(f"g{n}") for n in range(5)]
         assert [r.status if r else None for r in got] == [
@@ -662,6 +663,59 @@ async def test_status_updates_of_one_loop_iteration_are_one_group_commit(db_path
         records[1].transition(CommandStatus.COMPLETED, T0 + timedelta(seconds=3))
         await store.update(records[1])
         assert calls[1:] == [["g1"]]
+    finally:
+        await store.close()
+
+
+async def test_inserts_of_one_loop_iteration_are_one_transaction(db_path: Path) -> None:
+    """Commands created in one loop iteration are stored together (one call on the worker
+    thread, one commit); each insert returns once its record is on disk."""
+    db_path.parent.mkdir(parents=True)
+    store = AsyncCommandStore(CommandStore(db_path))
+    await store.open()
+    calls: list[list[str]] = []
+    real_insert_rows = store.store.insert_rows
+
+    def counted(rows: Any) -> list[StoreError | None]:
+        calls.append([str(row[0]) for row in rows])
+        return real_insert_rows(rows)
+
+    store.store.insert_rows = counted  # type: ignore[method-assign]
+    try:
+        commits = store.store._commits
+        await asyncio.gather(*(store.insert(make_record(f"i{n}", relay=n + 1)) for n in range(4)))
+        assert calls == [["i0", "i1", "i2", "i3"]]
+        assert store.store._commits == commits + 1
+        reader = sqlite3.connect(db_path)
+        try:
+            stored = [row[0] for row in reader.execute("SELECT command_id FROM commands")]
+        finally:
+            reader.close()
+        assert sorted(stored) == ["i0", "i1", "i2", "i3"]
+    finally:
+        await store.close()
+
+
+async def test_a_refused_insert_among_others_refuses_only_its_own(db_path: Path) -> None:
+    """One of the commands created together cannot be stored (its id exists): it alone is
+    refused; the others are stored."""
+    db_path.parent.mkdir(parents=True)
+    store = AsyncCommandStore(CommandStore(db_path))
+    await store.open()
+    try:
+        await store.insert(make_record("taken"))
+        outcomes = await asyncio.gather(
+            store.insert(make_record("a1", relay=1)),
+            store.insert(make_record("taken", relay=2)),
+            store.insert(make_record("a2", relay=3)),
+            return_exceptions=True,
+        )
+        assert outcomes[0] is None
+        assert outcomes[2] is None
+        assert isinstance(outcomes[1], StoreError)
+        assert not isinstance(outcomes[1], StoreFaultError)
+        assert await store.get("a1") is not None
+        assert await store.get("a2") is not None
     finally:
         await store.close()
 
@@ -778,7 +832,8 @@ async def test_insert_during_a_purge_waits_for_one_chunk_only(
         await asyncio.sleep(0)  # the purge is handed to the worker thread (held at the gate)
         new = finished("new", CommandStatus.COMPLETED, created_at=T0 + timedelta(days=2))
         insert = asyncio.create_task(store.insert(new))
-        await asyncio.sleep(0)  # the insert is handed over too, behind the purge
+        await asyncio.sleep(0)  # the insert is taken ...
+        await asyncio.sleep(0)  # ... and handed over at the end of that iteration, behind the purge
         gate.set()
         await insert
         assert not purge.done()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -414,6 +415,30 @@ def test_insert_on_a_full_disk_is_refused(store: CommandStore, db_path: Path) ->
     assert stored_statuses(db_path) == {"accepted": "pending"}
 
 
+async def test_inserts_made_together_on_a_full_disk_are_all_refused(
+    db_path: Path, fast: None
+) -> None:
+    """Commands created in one loop iteration on a full disk: each is refused with the fault,
+    none is stored, and the disk is tried once for them all (not once per command)."""
+    store = AsyncCommandStore(CommandStore(db_path))
+    assert await store.open() is None
+    try:
+        faulty = inject_faults(store.store)
+        faulty.fault = sqlite3.OperationalError(DISK_FULL)
+        outcomes = await asyncio.gather(
+            *(store.insert(make_record(f"full{n}", relay=n + 1)) for n in range(3)),
+            return_exceptions=True,
+        )
+        assert all(isinstance(outcome, StoreFaultError) for outcome in outcomes)
+        assert faulty.writes == 1
+        faulty.fault = None
+        assert stored_statuses(db_path) == {}
+        await store.insert(make_record("after"))
+        assert stored_statuses(db_path) == {"after": "pending"}
+    finally:
+        await store.close()
+
+
 def test_updates_on_a_full_disk_converge_with_the_next_insert(
     store: CommandStore, db_path: Path
 ) -> None:
@@ -512,7 +537,8 @@ def test_errors_without_a_code_are_classified_by_text() -> None:
 
 
 async def test_async_store_snapshots_the_record_at_the_call(db_path: Path, fast: None) -> None:
-    """The row is taken on the caller's side: later changes to the record are not written."""
+    """The row is taken when the update is handed to the worker thread: changes made to the
+    record after that are not written by it."""
     store = AsyncCommandStore(CommandStore(db_path))
     assert await store.open() is None
     try:

@@ -112,8 +112,9 @@ def new_command_id() -> str:
 
 def isoformat_z(value: datetime) -> str:
     """Format a datetime as RFC 3339 UTC with milliseconds and a ``Z`` suffix."""
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # "2026-12-02T08:00:00.123+00:00" -> "...123Z" (isoformat is several times cheaper than
+    # strftime, and records are formatted for every event, attribute and answer).
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 @dataclass(slots=True)

@@ -2,8 +2,10 @@
 
 ``CommandStore`` is synchronous and meant to live on one thread; ``AsyncCommandStore`` gives the
 event loop an awaitable API that runs every call on a single dedicated worker thread, in order.
-Status updates are group-committed: those taken in one event-loop iteration are one call on the
-worker thread and one transaction (``AsyncCommandStore.update_soon``, ``CommandStore.update_rows``).
+New records and status updates are group-committed: the inserts of one event-loop iteration are
+one call on the worker thread and one transaction (``AsyncCommandStore.insert``,
+``CommandStore.insert_rows``), and so are its updates (``AsyncCommandStore.update_soon``,
+``CommandStore.update_rows``), one row per command.
 
 Faults the store survives (README, "Reliability"):
 
@@ -560,6 +562,39 @@ class CommandStore:
             with contextlib.suppress(WritesPendingError):
                 self.flush()
 
+    def insert_rows(self, rows: Sequence[RecordRow]) -> list[StoreError | None]:
+        """Store new records given as ``record_row``, in one transaction; return each one's
+        error (None: stored).
+
+        A fault of the database (``StoreFaultError``: full, locked, I/O) refuses them all; a
+        plain error (a command id stored already, say) makes the rows go in one by one, so that
+        it refuses only its own command.
+        """
+        if len(rows) == 1:
+            try:
+                self.insert_row(rows[0])
+            except StoreError as err:
+                return [err]
+            return [None]
+        try:
+            self._transaction(lambda db: db.executemany(_INSERT, rows), self.write_attempts)
+        except StoreFaultError as err:
+            return [err] * len(rows)
+        except StoreError:
+            outcomes: list[StoreError | None] = []
+            for row in rows:
+                try:
+                    self.insert_row(row)
+                except StoreError as err:
+                    outcomes.append(err)
+                else:
+                    outcomes.append(None)
+            return outcomes
+        if self._pending:
+            with contextlib.suppress(WritesPendingError):
+                self.flush()
+        return [None] * len(rows)
+
     def update(self, record: CommandRecord) -> None:
         """Store the current state of an existing record (see ``update_row``)."""
         self.update_row(_record_to_row(record))
@@ -928,6 +963,29 @@ def _settle(future: asyncio.Future[None], done: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
+def _settle_each(
+    futures: list[asyncio.Future[None]], done: asyncio.Future[list[StoreError | None]]
+) -> None:
+    """Give each of ``futures`` its own outcome of ``done`` (a list of errors or None)."""
+    outcomes: list[StoreError | None] | None = None
+    failure: BaseException | None = None
+    if not done.cancelled():
+        failure = done.exception()
+        if failure is None:
+            outcomes = done.result()
+    for index, future in enumerate(futures):
+        if future.cancelled():
+            continue
+        if done.cancelled():
+            future.cancel()
+        elif failure is not None:
+            future.set_exception(failure)
+        elif outcomes is not None and (err := outcomes[index]) is not None:
+            future.set_exception(err)
+        else:
+            future.set_result(None)
+
+
 class AsyncCommandStore:
     """Awaitable access to a ``CommandStore``; every call runs on one worker thread, in order."""
 
@@ -935,10 +993,14 @@ class AsyncCommandStore:
         """Wrap ``store``."""
         self.store = store
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iotee_store")
-        self._deferred: list[RecordRow] = []
-        """Updates taken but not yet handed to the worker thread (see ``update_soon``)."""
+        self._inserts: list[tuple[RecordRow, asyncio.Future[None]]] = []
+        """New records taken but not yet handed to the worker thread (see ``insert``)."""
+        self._deferred: dict[str, CommandRecord] = {}
+        """Records with updates not yet handed to the worker thread (see ``update_soon``)."""
         self._batch: asyncio.Future[None] | None = None
         """The outcome of writing ``_deferred`` (None while nothing is deferred)."""
+        self._scheduled = False
+        """Whether a hand-over of what is deferred is due at the end of this loop iteration."""
         self._submitted = 0
         """Calls handed to the worker thread (counted on the event loop)."""
         self._started = 0
@@ -950,13 +1012,28 @@ class AsyncCommandStore:
         self._submitted += 1
         return await loop.run_in_executor(self._executor, self._started_call, func, *args)
 
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._submit_deferred)
+
     def _submit_deferred(self) -> None:
-        """Hand the deferred updates to the worker thread as one call, ahead of any later call."""
+        """Hand the deferred inserts, then the deferred updates, to the worker thread (one call
+        each), ahead of any later call."""
+        self._scheduled = False
+        loop = asyncio.get_running_loop()
+        if self._inserts:
+            inserts, self._inserts = self._inserts, []
+            self._submitted += 1
+            stored = loop.run_in_executor(
+                self._executor, self._started_call, self.store.insert_rows, [r for r, _ in inserts]
+            )
+            stored.add_done_callback(functools.partial(_settle_each, [f for _, f in inserts]))
         batch = self._batch
         if batch is None:
             return
-        loop = asyncio.get_running_loop()
-        rows, self._deferred, self._batch = self._deferred, [], None
+        records, self._deferred, self._batch = self._deferred, {}, None
+        rows = [record_row(record) for record in records.values()]
         self._submitted += 1
         written = loop.run_in_executor(
             self._executor, self._started_call, self.store.update_rows, rows
@@ -985,13 +1062,22 @@ class AsyncCommandStore:
             await asyncio.to_thread(self._executor.shutdown, wait=True)
 
     async def insert(self, record: CommandRecord) -> None:
-        """Store a new record (its state as of this call)."""
-        await self._run(self.store.insert_row, record_row(record))
+        """Store a new record (its state as of this call); return once it is durable.
+
+        A group commit: the records inserted in one loop iteration are handed to the worker
+        thread together at its end (or before any other call) and stored in one transaction
+        (``CommandStore.insert_rows``); each insert still gets its own outcome.
+        """
+        future = asyncio.get_running_loop().create_future()
+        self._inserts.append((record_row(record), future))
+        self._schedule()
+        await future
 
     def update_soon(self, record: CommandRecord) -> asyncio.Future[None]:
-        """Take a record's state now; return the future of the group commit that writes it.
+        """Take a record's update; return the future of the group commit that writes it.
 
-        The row is taken now and handed to the worker thread at the end of this loop iteration,
+        The record's row is built and handed to the worker thread at the end of this loop
+        iteration (its state then: several changes in one iteration are one row),
         or earlier, before any other call to this store: calls stay in order (a ``get`` right
         after sees the update), while the thread does not compete for the CPU with the code
         that changed the status - a REST answer still being sent, say. Every update taken in
@@ -1000,14 +1086,13 @@ class AsyncCommandStore:
         later. Whoever awaits it must not let it be cancelled (``update`` shields it).
         """
         if self._batch is None:
-            loop = asyncio.get_running_loop()
-            self._batch = loop.create_future()
-            loop.call_soon(self._submit_deferred)
-        self._deferred.append(record_row(record))
+            self._batch = asyncio.get_running_loop().create_future()
+            self._schedule()
+        self._deferred[record.command_id] = record  # its state when handed over: the latest
         return self._batch
 
     async def update(self, record: CommandRecord) -> None:
-        """Store a record's state as of this call (``WritesPendingError``: kept for later)."""
+        """Store a record's state (``WritesPendingError``: kept for later)."""
         await asyncio.shield(self.update_soon(record))
 
     async def flush(self) -> None:
