@@ -667,6 +667,52 @@ async def test_status_updates_of_one_loop_iteration_are_one_group_commit(db_path
         await store.close()
 
 
+async def test_updates_taken_while_a_group_commit_runs_are_the_next_group(db_path: Path) -> None:
+    """While one group commit is on the worker thread, the updates of later loop iterations
+    wait and then go in as one group: a busy hub writes larger groups, not more of them."""
+    db_path.parent.mkdir(parents=True)
+    store = AsyncCommandStore(CommandStore(db_path))
+    await store.open()
+    records = [make_record(f"u{n}", relay=n + 1) for n in range(3)]
+    for record in records:
+        await store.insert(record)
+    calls: list[list[str]] = []
+    gate = threading.Event()
+    real_update_rows = store.store.update_rows
+
+    def held(rows: Any) -> None:
+        assert gate.wait(5)
+        calls.append([str(row[0]) for row in rows])
+        real_update_rows(rows)
+
+    store.store.update_rows = held  # type: ignore[method-assign]
+    try:
+        records[0].transition(CommandStatus.PUBLISHED, T0 + timedelta(seconds=1))
+        first = store.update_soon(records[0])
+        await asyncio.sleep(0)  # handed over; held on the worker thread
+        later = []
+        for record in records[1:]:
+            record.transition(CommandStatus.PUBLISHED, T0 + timedelta(seconds=1))
+            later.append(store.update_soon(record))
+            await asyncio.sleep(0.01)  # later loop iterations
+        records[1].transition(CommandStatus.COMPLETED, T0 + timedelta(seconds=2))
+        later.append(store.update_soon(records[1]))
+        assert later[0] is later[1] is later[2]
+        gate.set()
+        await first
+        await later[0]
+        assert calls == [["u0"], ["u1", "u2"]]
+        got = [await store.get(f"u{n}") for n in range(3)]
+        assert [r.status if r else None for r in got] == [
+            CommandStatus.PUBLISHED,
+            CommandStatus.COMPLETED,
+            CommandStatus.PUBLISHED,
+        ]
+    finally:
+        gate.set()
+        await store.close()
+
+
 async def test_inserts_of_one_loop_iteration_are_one_transaction(db_path: Path) -> None:
     """Commands created in one loop iteration are stored together (one call on the worker
     thread, one commit); each insert returns once its record is on disk."""

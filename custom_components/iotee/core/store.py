@@ -152,12 +152,26 @@ _COLUMNS = (
 )
 _COLUMN_NAMES = tuple(col.strip() for col in _COLUMNS.split(","))
 _INSERT = f"INSERT INTO commands ({_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMN_NAMES))})"
+_CHANGING = (
+    "status",
+    "updated_at",
+    "deadline",
+    "transitions",
+    "error_code",
+    "error",
+    "late_confirmation",
+    "late_confirmation_at",
+    "attempts",
+    "queued_until",
+)
+"""The columns a command's life changes (the others are set once, at its insert)."""
+_CHANGING_AT = tuple(_COLUMN_NAMES.index(name) for name in _CHANGING)
 _UPDATE = (
-    f"UPDATE commands SET {', '.join(f'{name} = ?' for name in _COLUMN_NAMES[1:])}"
-    " WHERE command_id = ?"
+    f"UPDATE commands SET {', '.join(f'{name} = ?' for name in _CHANGING)} WHERE command_id = ?"
 )
 """An update, never an insert: a status change of a command deleted or purged meanwhile (a late
-confirmation, say) must not bring its record back."""
+confirmation, say) must not bring its record back. Only the changing columns are set, so the
+indexes on the others (device, creation, retry chain) are not rewritten with every status."""
 _REQUIRED_TABLES = frozenset({"commands", "idempotency"})
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -644,7 +658,7 @@ class CommandStore:
         if not self._pending:
             self._pending_error = None
             return
-        rows = [(*row[1:], row[0]) for row in self._pending.values()]
+        rows = [(*(row[at] for at in _CHANGING_AT), row[0]) for row in self._pending.values()]
         try:
             self._transaction(lambda db: db.executemany(_UPDATE, rows), attempts)
         except StoreError as err:
@@ -1001,6 +1015,8 @@ class AsyncCommandStore:
         """The outcome of writing ``_deferred`` (None while nothing is deferred)."""
         self._scheduled = False
         """Whether a hand-over of what is deferred is due at the end of this loop iteration."""
+        self._writing = False
+        """Whether a group commit of updates is on the worker thread (the next one waits)."""
         self._submitted = 0
         """Calls handed to the worker thread (counted on the event loop)."""
         self._started = 0
@@ -1035,10 +1051,18 @@ class AsyncCommandStore:
         records, self._deferred, self._batch = self._deferred, {}, None
         rows = [record_row(record) for record in records.values()]
         self._submitted += 1
+        self._writing = True
         written = loop.run_in_executor(
             self._executor, self._started_call, self.store.update_rows, rows
         )
         written.add_done_callback(functools.partial(_settle, batch))
+        written.add_done_callback(self._written)
+
+    def _written(self, _: asyncio.Future[None]) -> None:
+        """A group commit of updates ended: hand over those taken meanwhile."""
+        self._writing = False
+        if self._batch is not None:
+            self._schedule()
 
     @property
     def path(self) -> str:
@@ -1076,18 +1100,21 @@ class AsyncCommandStore:
     def update_soon(self, record: CommandRecord) -> asyncio.Future[None]:
         """Take a record's update; return the future of the group commit that writes it.
 
-        The record's row is built and handed to the worker thread at the end of this loop
-        iteration (its state then: several changes in one iteration are one row),
-        or earlier, before any other call to this store: calls stay in order (a ``get`` right
-        after sees the update), while the thread does not compete for the CPU with the code
-        that changed the status - a REST answer still being sent, say. Every update taken in
-        one iteration joins one call and one transaction (``CommandStore.update_rows``) and
-        shares one future: it fails with ``WritesPendingError`` when the rows were kept for
-        later. Whoever awaits it must not let it be cancelled (``update`` shields it).
+        The updates taken are handed to the worker thread as one call and one transaction
+        (``CommandStore.update_rows``, one row per command, built at the hand-over: its latest
+        state) at the end of this loop iteration; while the previous group commit is still on
+        the worker thread, once that one ended, so that a busy hub writes larger groups rather
+        than more of them. They are handed over earlier when another call to this store comes:
+        calls stay in order (a ``get`` right after sees the update). The thread does not compete
+        for the CPU with the code that changed the status (a REST answer still being sent, say).
+        The updates of one group share one future: it fails with ``WritesPendingError`` when
+        the rows were kept for later. Whoever awaits it must not let it be cancelled
+        (``update`` shields it).
         """
         if self._batch is None:
             self._batch = asyncio.get_running_loop().create_future()
-            self._schedule()
+            if not self._writing:
+                self._schedule()
         self._deferred[record.command_id] = record  # its state when handed over: the latest
         return self._batch
 
