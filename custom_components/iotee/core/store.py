@@ -2,9 +2,10 @@
 
 ``CommandStore`` is synchronous and meant to live on one thread; ``AsyncCommandStore`` gives the
 event loop an awaitable API that runs every call on a single dedicated worker thread, in order.
-New records and status updates are group-committed: the inserts of one event-loop iteration are
-one call on the worker thread and one transaction (``AsyncCommandStore.insert``,
-``CommandStore.insert_rows``), and so are its updates (``AsyncCommandStore.update_soon``,
+New records and status updates are group-committed: the inserts made while the previous insert
+is on the worker thread are one call there and one transaction (``AsyncCommandStore.insert``,
+``CommandStore.insert_rows``), and so are the updates of one event-loop iteration, or of the
+iterations that ran while the previous group was written (``AsyncCommandStore.update_soon``,
 ``CommandStore.update_rows``), one row per command.
 
 Faults the store survives (README, "Reliability"):
@@ -1015,6 +1016,8 @@ class AsyncCommandStore:
         """The outcome of writing ``_deferred`` (None while nothing is deferred)."""
         self._scheduled = False
         """Whether a hand-over of what is deferred is due at the end of this loop iteration."""
+        self._inserting = False
+        """Whether a group of inserts is on the worker thread (the next group waits)."""
         self._writing = False
         """Whether a group commit of updates is on the worker thread (the next one waits)."""
         self._submitted = 0
@@ -1038,13 +1041,7 @@ class AsyncCommandStore:
         each), ahead of any later call."""
         self._scheduled = False
         loop = asyncio.get_running_loop()
-        if self._inserts:
-            inserts, self._inserts = self._inserts, []
-            self._submitted += 1
-            stored = loop.run_in_executor(
-                self._executor, self._started_call, self.store.insert_rows, [r for r, _ in inserts]
-            )
-            stored.add_done_callback(functools.partial(_settle_each, [f for _, f in inserts]))
+        self._submit_inserts()
         batch = self._batch
         if batch is None:
             return
@@ -1057,6 +1054,23 @@ class AsyncCommandStore:
         )
         written.add_done_callback(functools.partial(_settle, batch))
         written.add_done_callback(self._written)
+
+    def _submit_inserts(self) -> None:
+        if not self._inserts:
+            return
+        inserts, self._inserts = self._inserts, []
+        self._submitted += 1
+        self._inserting = True
+        stored = asyncio.get_running_loop().run_in_executor(
+            self._executor, self._started_call, self.store.insert_rows, [r for r, _ in inserts]
+        )
+        stored.add_done_callback(functools.partial(_settle_each, [f for _, f in inserts]))
+        stored.add_done_callback(self._inserted)
+
+    def _inserted(self, _: asyncio.Future[list[StoreError | None]]) -> None:
+        """A group of inserts ended: hand over those taken meanwhile."""
+        self._inserting = False
+        self._submit_inserts()
 
     def _written(self, _: asyncio.Future[None]) -> None:
         """A group commit of updates ended: hand over those taken meanwhile."""
@@ -1088,13 +1102,15 @@ class AsyncCommandStore:
     async def insert(self, record: CommandRecord) -> None:
         """Store a new record (its state as of this call); return once it is durable.
 
-        A group commit: the records inserted in one loop iteration are handed to the worker
-        thread together at its end (or before any other call) and stored in one transaction
-        (``CommandStore.insert_rows``); each insert still gets its own outcome.
+        A group commit: a record goes to the worker thread at once, unless the previous group
+        of inserts is still there; the records inserted meanwhile then go together once it
+        ended, in one transaction (``CommandStore.insert_rows``). An idle hub adds no wait, a
+        busy one commits less often. Each insert still gets its own outcome.
         """
         future = asyncio.get_running_loop().create_future()
         self._inserts.append((record_row(record), future))
-        self._schedule()
+        if not self._inserting:
+            self._submit_inserts()
         await future
 
     def update_soon(self, record: CommandRecord) -> asyncio.Future[None]:

@@ -301,12 +301,14 @@ class DeviceBook:
         for dtype in DEVICE_TYPES.values():
             if not dtype.discoverable:
                 continue
+            prefix, _, suffix = dtype.availability_topic.partition("{mqtt_id}")
+            if not (topic.startswith(prefix) and topic.endswith(suffix)):
+                continue  # checked first: most messages here are answers, not availability
             reading = read_state(dtype.availability_readings, payload)
             if reading is None or reading.value is not True:
                 continue
-            prefix, _, suffix = dtype.availability_topic.partition("{mqtt_id}")
-            if topic.startswith(prefix) and topic.endswith(suffix):
+            if len(topic) > len(prefix) + len(suffix):
                 mqtt_id = topic[len(prefix) : len(topic) - len(suffix)]
-                if mqtt_id and "/" not in mqtt_id and mqtt_id not in self.devices:
+                if "/" not in mqtt_id and mqtt_id not in self.devices:
                     for listener in list(self.discovery_listeners):
                         listener(dtype, mqtt_id)
