@@ -1107,11 +1107,21 @@ class AsyncCommandStore:
         ended, in one transaction (``CommandStore.insert_rows``). An idle hub adds no wait, a
         busy one commits less often. Each insert still gets its own outcome.
         """
-        future = asyncio.get_running_loop().create_future()
-        self._inserts.append((record_row(record), future))
-        if not self._inserting:
+        row = record_row(record)
+        if self._inserting:
+            future = asyncio.get_running_loop().create_future()
+            self._inserts.append((row, future))
+            await future
+            return
+        # Alone: awaited directly (one loop iteration less than through a group's future).
+        self._inserting = True
+        try:
+            outcome = await self._run(self.store.insert_rows, [row])
+        finally:
+            self._inserting = False
             self._submit_inserts()
-        await future
+        if (err := outcome[0]) is not None:
+            raise err
 
     def update_soon(self, record: CommandRecord) -> asyncio.Future[None]:
         """Take a record's update; return the future of the group commit that writes it.
