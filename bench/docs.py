@@ -189,12 +189,32 @@ load on the devices' core), so row 3 also gives HA's CPU time per confirmed comm
 what a box pays. Before the changes (run of 2026-12-02): bare 0.73 ms, IoTee 2.19 ms (3.0x);
 the harnesses measured 1.80 ms with group commit, 1.61 ms with the device-report cut and
 1.41 ms with both (697 instead of 433 commands/s). Row 3 above is the product with all of them.
-In the reduced run of 2026-12-02 06:43 (2,000 commands per run, on a faster and quieter machine
-of the same type: the bare side took 0.25 ms of HA's CPU per command, against 0.73 ms before)
-IoTee took 0.71 ms per command, 2.8x bare, and confirmed 0.36x bare's rate: the 0.6x target is
-still missed on the tuned stack, where the bare side is no longer held by delayed ACKs.
-Across machines only the ratio compares: 3.0x bare's CPU before, 2.8x after; the next cut is
-a profile on this machine (`--profile`).
+In the reduced run of 2026-12-02 06:43 IoTee took 0.71 ms per command, 2.8x bare.
+
+A profile of the product after those changes (`--profile`, 2,000 commands, run of 2026-12-02
+08:23) found two more costs, now cut: every insert was a call and a commit of its own on the
+store thread, and on one core that thread competes with the event loop (the loop's
+`socket.recv` took 14 times as long as in the bare run: it waits for the GIL the store thread
+holds); and every status change built the whole row (three `json.dumps`) and rewrote every
+index of the row. Now an insert goes to the store thread at once unless the previous group is
+still there, and the inserts made meanwhile go together in one transaction (each still gets
+its own outcome); status updates wait for the group on the thread likewise and are built once
+per command per group; an update sets only the columns a command's life changes, so the
+indexes on the device, the creation time and the retry chain are not rewritten; timestamps are
+formatted with `isoformat`. Measured with `time.thread_time()` in the store thread, that thread
+took about 0.1 ms of CPU per command in the throughput run before the last two changes.
+
+Row 3 above is the product with all of them: 0.62 ms of HA's CPU per confirmed command (0.81 ms
+in the run of 07:30, 2.19 ms before the first changes), 2.5x the bare side's 0.25 ms. The
+target, 0.6x the bare rate, would need about 0.42 ms. What is left, by the profile of 08:39
+(2,000 commands, 2.09 s of the event loop): IoTee's message handling 0.33 s (the matcher, the
+device state, two status changes), the send path 0.42 s besides HA's publish (the record, the
+insert, two status changes), the store hand-overs 0.11 s; the four entity state writes per
+command (pending, published, acknowledged, completed: what automations see) are 0.23 s of
+those. The rest is HA's service call, HA's MQTT client and paho (its MQTT 5 properties), which
+the bare side pays too. Each remaining piece is something the product promises (a durable
+record before the publish, every status on the entity, the event and the store), so the target
+stays missed on the tuned stack; on the stock stack IoTee confirms 0.89x bare's rate.
 
 ## Startup of a large home (row 5)
 
@@ -206,30 +226,35 @@ so of the 25,000 entities of 5,000 devices only the first 10,000 exist: a home b
 devices without (all) entities and what to do (README, "Entities"). The row measures what HA
 creates.
 
-With 5,000 devices (25,000 entities) the longest event-loop stall from the start of the hub's
-setup until every device's state is in is one callback of several seconds: the task step of
-`ConfigEntry.async_setup_locked` that runs IoTee's `async_setup_entry`. IoTee's platforms call
-`async_add_entities` once per device in a loop, and HA adds each batch in an eagerly started
-task that never has to wait, so all 10,000 entities are created, registered and written in one
-go (3.7-4.4 s in the run of 2026-12-02, against 8 ms for the hub without devices).
-The profile of that span: entity platform work (HA's registries, first state writes) is
-most of it, IoTee's own share (device registry entries, listeners, `async_added_to_hass`) about
-a fifth. Now each platform's setup yields to the loop (`await asyncio.sleep(0)`) after every
-100 devices, which bounds the platforms' share by one batch, and the device-report write cut
-removes most of the state writes while the retained states arrive. The reduced run of
-2026-12-02 06:43 still names a step of `ConfigEntry.async_setup_locked` as the longest stall
-(422 ms at 1,000 devices): what is left is in that task's other steps before the platforms
-(the device registry sync of every device, say) and is not profiled yet. The full run of
-2026-12-02 07:30 at 5,000 devices is worse than the last full run before these changes: a
-longest stall of 10.6 s (4.2 s before) and 17.7 s until every state is in (13.5 s before); the
-cause is not found yet. The rest of the time
-until every state is in is HA's MQTT client matching each retained message against every
-wildcard subscription.
+**The stall of several seconds was IoTee's, and quadratic.** At setup the hub brings every
+device of its subentries in line with the engine, and it replaced each device in the engine
+even when nothing had changed; replacing one device forgot its state topics by scanning every
+state topic of every device (5,000 devices x about 15,000 topics). The profile
+(`--profile`, 2026-12-02 08:06) showed it at once. Now each device keeps the list of its own
+topics (and devices are found by HA device id through an index), an unchanged device is not
+replaced, each device's subscription filters are built once (topic templates split into
+levels once), its template values once, and entities follow HA's MQTT connection through one
+listener of the engine instead of one dispatcher connection each. The longest stall from the
+hub's setup until every device's state is in fell from 10.6 s to about 0.5 s, and the time until
+every state is in from 17.7 s to 6.5-7.6 s (runs of 08:06-09:05; the baseline plus 5 s is
+6.5-6.7 s in the same runs): about at the target, not reliably under it.
+
+Where the rest goes, by the profile of 08:16 (9.3 s profiled from the hub's setup until every
+state is in): HA's MQTT client matching each of the 15,000 retained messages against every
+wildcard subscription of the instance took 3.1 s - there are 76, of which IoTee's are 7; the
+others are HA's MQTT discovery and other integrations' discovery topics - and IoTee's own
+handling of those messages 0.3-0.4 s; HA's entity platform creating, registering and writing
+the 10,000 entities about 2.9 s; IoTee's hub setup (engine, device registry, filters) about
+0.9 s. The longest single stall is now HA's MQTT reader callback (a read of many retained
+messages at once), not IoTee's: IoTee's platforms add their entities 100 devices at a time and
+yield to the loop in between (HA adds each call's entities in an eagerly started task that never
+waits, so one call for all devices was one stall). Row 5 above is the product.
 
 ## Fixed earlier
 
 - **Every entity heard every change of every device**: listeners are looked up by target and
   by device.
+- **Setting up the hub was quadratic in the number of devices** (row 5, above).
 - **The store thread woke up while a REST answer was still being written**: status updates are
   handed over at the end of the loop iteration.
 - **A Home Assistant access token was validated twice**: the IoTee API uses the user HA's
