@@ -208,8 +208,11 @@ def test_walkthrough(env: Env, page: Page) -> None:
     assert not [e for e in errors if "iotee" in e.lower()], errors
 
 
-def start_adding(page: Page, env: Env, name: str, device_type: str, hardware_id: str) -> Locator:
-    """Open the hub's "Add device" flow and fill its first step; return the flow dialog."""
+def start_adding(
+    page: Page, env: Env, name: str, device_type: str, hardware_id: str, shot: str | None = None
+) -> Locator:
+    """Open the hub's "Add device" flow and fill its first step (its screenshot as ``shot``:
+    the delivery options are on it); return the flow dialog."""
     page.goto(env.hass.base + "/config/integrations/integration/iotee")
     page.get_by_role("button", name="Add device").first.click()
     dialog = page.locator("dialog-data-entry-flow")
@@ -219,6 +222,11 @@ def start_adding(page: Page, env: Env, name: str, device_type: str, hardware_id:
     dialog.get_by_label("Device type").click()
     page.get_by_text(device_type, exact=True).click()
     dialog.get_by_role("textbox", name="Hardware id").fill(hardware_id)
+    expect(dialog.get_by_text("Keep commands while offline (minutes)")).to_be_visible()
+    if shot is not None:
+        # The type's menu fades out after the pick: wait until its last option is gone.
+        expect(page.get_by_text("A device I describe (topics and payloads)")).to_be_hidden()
+        page.screenshot(path=env.shots / shot)
     dialog.get_by_role("button", name="Submit").click()
     return dialog
 
@@ -227,7 +235,7 @@ def add_devices(page: Page, env: Env) -> None:
     """Add a Shelly through every step of the flow (named by its type, its relays to choose as
     locks), then start describing a custom device; the Shelly's page shows its model."""
     shelly = "Shelly Gen2+ relay (Plus, Pro, Gen3, Gen4) over MQTT RPC"
-    dialog = start_adding(page, env, "Pump", shelly, "shellyplus2pm-a1")
+    dialog = start_adding(page, env, "Pump", shelly, "shellyplus2pm-a1", shot="add-device.png")
     expect(dialog.get_by_text(f"Where this device ({shelly}) listens and answers")).to_be_visible()
     no_translation_errors(page, "Shelly settings")
     dialog.get_by_role("button", name="Submit").click()
