@@ -193,16 +193,16 @@ In the reduced run of 2026-12-02 06:43 IoTee took 0.71 ms per command, 2.8x bare
 
 A profile of the product after those changes (`--profile`, 2,000 commands, run of 2026-12-02
 08:23) found two more costs, now cut: every insert was a call and a commit of its own on the
-store thread, and on one core that thread competes with the event loop (the loop's
-`socket.recv` took 14 times as long as in the bare run: it waits for the GIL the store thread
-holds); and every status change built the whole row (three `json.dumps`) and rewrote every
-index of the row. Now an insert goes to the store thread at once unless the previous group is
-still there, and the inserts made meanwhile go together in one transaction (each still gets
-its own outcome); status updates wait for the group on the thread likewise and are built once
-per command per group; an update sets only the columns a command's life changes, so the
-indexes on the device, the creation time and the retry chain are not rewritten; timestamps are
-formatted with `isoformat`. Measured with `time.thread_time()` in the store thread, that thread
-took about 0.1 ms of CPU per command in the throughput run before the last two changes.
+store thread, and on one core that thread competes with the event loop (the loop's `socket.recv`
+took 14 times as long as in the bare run, most likely waiting for the GIL the store thread
+held); and every status change built the whole row (three `json.dumps`) and rewrote every index
+of the row. Now an insert goes to the store thread at once unless the previous group is still
+there, and the inserts made meanwhile go together in one transaction (each still gets its own
+outcome); status updates wait for the group on the thread likewise and are built once per
+command per group; an update sets only the columns a command's life changes, so the indexes on
+the device, the creation time and the retry chain are not rewritten; timestamps are formatted
+with `isoformat`. Measured with `time.thread_time()` in the store thread, that thread took about
+0.1 ms of CPU per command in the throughput run before the last two changes.
 
 Row 3 above is the product with all of them: 0.62 ms of HA's CPU per confirmed command (0.81 ms
 in the run of 07:30, 2.19 ms before the first changes), 2.5x the bare side's 0.25 ms. The
@@ -239,10 +239,10 @@ hub's setup until every device's state is in fell from 10.6 s to about 0.5 s, an
 every state is in from 17.7 s to 6.5-7.6 s (runs of 08:06-09:05; the baseline plus 5 s is
 6.5-6.7 s in the same runs): about at the target, not reliably under it.
 
-Where the rest goes, by the profile of 08:16 (9.3 s profiled from the hub's setup until every
-state is in): HA's MQTT client matching each of the 15,000 retained messages against every
-wildcard subscription of the instance took 3.1 s - there are 76, of which IoTee's are 7; the
-others are HA's MQTT discovery and other integrations' discovery topics - and IoTee's own
+Where the rest goes, by the profiles of 08:11 and 08:15 (about 9 s profiled from the hub's setup
+until every state is in): HA's MQTT client matching each of the 15,000 retained messages against
+every wildcard subscription of the instance took 2.6-3.1 s - there are 76, of which IoTee's
+are 7; the others are HA's MQTT discovery and other integrations' discovery topics - and IoTee's own
 handling of those messages 0.3-0.4 s; HA's entity platform creating, registering and writing
 the 10,000 entities about 2.9 s; IoTee's hub setup (engine, device registry, filters) about
 0.9 s. The longest single stall is now HA's MQTT reader callback (a read of many retained
