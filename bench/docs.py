@@ -154,8 +154,12 @@ reaches the device at the same moment as before. Measured before the change by a
 second simulated lock, in the same stock run (run of 2026-12-02, full sizes): 50 ms apart the
 send's p50 went from 34.4 to 3.9 ms with an HA token and from 32.8 to 3.5 ms with an API key;
 in bursts p99 from 47 to 7.4 and 6.3 ms. Rows 1 above are the product now. What is left
-against HA's QoS 0 publish is the durable insert's round trip to the store thread and the
-view's own work.
+against HA's QoS 0 publish is the durable insert's round trip to the store thread
+(`python -m bench.insert_latency`: p50 130-145 us on an idle loop, of which 70-80 us is the
+bare round trip to the worker thread), the view's own work, and - in bursts, where the next
+request follows at once - the tracking of the command just sent (its published, acknowledged
+and completed statuses written to the store, the event and the entity while the next request
+is being handled: row 3's cost).
 
 What callers keep and lose (docs/api.md): the checks that need no waiting still run before
 the answer - superseding an open command, HA's MQTT client not connected, the device known

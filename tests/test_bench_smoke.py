@@ -102,3 +102,18 @@ async def test_bench_quick_run_measures_every_row(hass: HomeAssistant, tmp_path:
     assert (booted["devices"], booted["entities"]) == (5, 25)
     assert booted["entities_available"] == booted["entities"]
     assert booted["slowest"], "the slowest loop callbacks of the startup are named"
+
+
+def test_insert_latency_measures_every_insert() -> None:
+    """``python -m bench.insert_latency`` stores every command it times and prints the figures."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.insert_latency", "50"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stdout.startswith("50 inserts: p50 ")
+    assert "the worker thread's bare round trip p50" in proc.stdout
