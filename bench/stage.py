@@ -16,6 +16,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict
+import gc
 import importlib
 import json
 import logging
@@ -240,8 +241,10 @@ async def boot_stage(args: argparse.Namespace) -> dict[str, Any]:
     slow = SlowCallbacks(keep=15)
     profiler = _profiler(args.profile)
     hub: dict[str, Any] = {}
+    collector = GcTimes()
 
     def hub_setup_starts() -> None:
+        collector.start()
         hub["boot_stall_ms"] = probe.max_late * 1000
         hub["boot_slowest"] = slow.as_json()
         hub["at"] = time.monotonic()
@@ -285,6 +288,7 @@ async def boot_stage(args: argparse.Namespace) -> dict[str, Any]:
         stalls["before_hub"] = hub.get("boot_stall_ms", 0.0)
         slowest = slow.as_json()
         slow.stop()
+        collector.stop()
         if profiler is not None:
             profiler.stop()
             _write_profile(profiler, args.profile, "startup")
@@ -303,6 +307,7 @@ async def boot_stage(args: argparse.Namespace) -> dict[str, Any]:
             "mqtt_setup_s": timings.get("mqtt", 0.0),
             "stall_ms": stalls,
             "slowest": slowest,
+            "gc": collector.as_json(),
             "slowest_before_hub": hub.get("boot_slowest", []),
         }
     finally:
@@ -310,6 +315,40 @@ async def boot_stage(args: argparse.Namespace) -> dict[str, Any]:
         probe.stop()
         await hass.async_stop()
     return result
+
+
+class GcTimes:
+    """Counts the garbage collector's runs per generation and the time they take (row 5)."""
+
+    def __init__(self) -> None:
+        """Start counting nothing."""
+        self.runs = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self._began = 0.0
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            generation = int(info["generation"])
+            self.runs[generation] += 1
+            self.seconds[generation] += time.perf_counter() - self._began
+
+    def start(self) -> None:
+        """Count from now."""
+        gc.callbacks.append(self._callback)
+
+    def stop(self) -> None:
+        """Stop counting."""
+        if self._callback in gc.callbacks:
+            gc.callbacks.remove(self._callback)
+
+    def as_json(self) -> dict[str, Any]:
+        """Runs and milliseconds per generation."""
+        return {
+            "runs": list(self.runs),
+            "ms": [round(seconds * 1000, 1) for seconds in self.seconds],
+        }
 
 
 def _profiler(out_dir: Path | None) -> Any:
