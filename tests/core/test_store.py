@@ -723,14 +723,25 @@ async def test_inserts_made_while_one_is_stored_are_one_transaction(db_path: Pat
     calls: list[list[str]] = []
     real_insert_rows = store.store.insert_rows
 
+    gate = threading.Event()
+
     def counted(rows: Any) -> list[StoreError | None]:
+        assert gate.wait(5)  # the first insert is on the thread while the others come
         calls.append([str(row[0]) for row in rows])
         return real_insert_rows(rows)
 
     store.store.insert_rows = counted  # type: ignore[method-assign]
     try:
         commits = store.store._commits
-        await asyncio.gather(*(store.insert(make_record(f"i{n}", relay=n + 1)) for n in range(4)))
+        first = asyncio.create_task(store.insert(make_record("i0", relay=1)))
+        await asyncio.sleep(0)  # handed to the worker thread, held there
+        others = [
+            asyncio.create_task(store.insert(make_record(f"i{n}", relay=n + 1)))
+            for n in range(1, 4)
+        ]
+        await asyncio.sleep(0)
+        gate.set()
+        await asyncio.gather(first, *others)
         assert calls == [["i0"], ["i1", "i2", "i3"]]
         assert store.store._commits == commits + 2
         reader = sqlite3.connect(db_path)
@@ -740,6 +751,7 @@ async def test_inserts_made_while_one_is_stored_are_one_transaction(db_path: Pat
             reader.close()
         assert sorted(stored) == ["i0", "i1", "i2", "i3"]
     finally:
+        gate.set()
         await store.close()
 
 

@@ -422,13 +422,25 @@ async def test_inserts_made_together_on_a_full_disk_are_all_refused(
     stored, and those that went as one group tried the disk once (not once per command)."""
     store = AsyncCommandStore(CommandStore(db_path))
     assert await store.open() is None
+    gate = threading.Event()
     try:
         faulty = inject_faults(store.store)
         faulty.fault = sqlite3.OperationalError(DISK_FULL)
-        outcomes = await asyncio.gather(
-            *(store.insert(make_record(f"full{n}", relay=n + 1)) for n in range(3)),
-            return_exceptions=True,
-        )
+        real_insert_rows = store.store.insert_rows
+
+        def held(rows: Any) -> list[StoreError | None]:
+            assert gate.wait(5)  # the first insert is on the thread while the others come
+            return real_insert_rows(rows)
+
+        store.store.insert_rows = held  # type: ignore[method-assign]
+        first = asyncio.create_task(store.insert(make_record("full0", relay=1)))
+        await asyncio.sleep(0)  # handed to the worker thread, held there
+        others = [
+            asyncio.create_task(store.insert(make_record(f"full{n}", relay=n + 1))) for n in (1, 2)
+        ]
+        await asyncio.sleep(0)
+        gate.set()
+        outcomes = await asyncio.gather(first, *others, return_exceptions=True)
         assert all(isinstance(outcome, StoreFaultError) for outcome in outcomes), outcomes
         assert faulty.writes == 2  # the first alone, then the two created while it was tried
         faulty.fault = None
@@ -436,6 +448,7 @@ async def test_inserts_made_together_on_a_full_disk_are_all_refused(
         await store.insert(make_record("after"))
         assert stored_statuses(db_path) == {"after": "pending"}
     finally:
+        gate.set()
         await store.close()
 
 
