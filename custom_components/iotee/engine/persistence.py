@@ -60,9 +60,10 @@ class StoreKeeper:
         self._store_ok()
 
     def persist(self, record: CommandRecord) -> None:
-        """Write ``record``'s state with the other status changes of this loop iteration.
+        """Write ``record``'s state with the other status changes taken before the hand-over.
 
-        One group commit per iteration (``AsyncCommandStore.update_soon``): its outcome is
+        One group commit (``AsyncCommandStore.update_soon``: the changes of this loop
+        iteration, or of those that ran while the previous group was written): its outcome is
         handled once, by ``_written``, however many changes it carries.
         """
         written = self.store.update_soon(record)
