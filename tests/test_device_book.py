@@ -74,3 +74,20 @@ def test_a_device_is_found_by_its_ha_device_id_until_removed() -> None:
     book.remove_device("W2")
     with pytest.raises(UnknownDeviceError):
         book.device("dev-2")
+
+
+def test_a_reconfigured_device_reads_its_new_field_names() -> None:
+    """A Zigbee2MQTT switch whose relays were renamed reads the new names from its next
+    report on (what it read before is not kept)."""
+    book = DeviceBook()
+    switch = DeviceConfig("hall", "Hall", DEVICE_TYPES["zigbee2mqtt_switch"], relays=2, settings={})
+    book.add_device(switch)
+    (topic,) = {
+        topic for topic, _, _ in _topics_of(book, "hall") if not topic.endswith("/availability")
+    }
+    book.take_state(book.state_topics[topic], '{"state_l1": "ON", "state_l2": "OFF"}')
+    assert book.states["hall"].relays == {1: True, 2: False}
+
+    book.replace_device(replace(switch, relay_keys=("state_left", "state_right")))
+    book.take_state(book.state_topics[topic], '{"state_left": "OFF", "state_right": "ON"}')
+    assert book.states["hall"].relays == {1: False, 2: True}

@@ -18,6 +18,7 @@ from custom_components.iotee.core.device_config import DeviceConfig, DeviceState
 from custom_components.iotee.core.device_types import (
     DEVICE_TYPES,
     DeviceType,
+    StateValue,
     topic_filter as filter_for,
 )
 from custom_components.iotee.core.errors import UnknownDeviceError
@@ -98,6 +99,9 @@ class DeviceBook:
         JSON names all its relays)."""
         self._topics_of: dict[str, list[str]] = {}
         """The state topics of each device, by hardware id (to forget them without a scan)."""
+        self._readings: dict[str, dict[int | None, tuple[StateValue, ...]]] = {}
+        """The lock's (None) and each relay's readings with the device's field names filled in,
+        by hardware id: built at a device's first report, not with every message."""
         self._filters_of: dict[str, dict[str, None]] = {}
         """The subscription filters each device needs, by hardware id (built once)."""
         self._by_device_id: dict[str, str] = {}
@@ -147,6 +151,7 @@ class DeviceBook:
         if gone is not None and gone.device_id is not None:
             self._by_device_id.pop(gone.device_id, None)
         self._filters_of.pop(hardware_id, None)
+        self._readings.pop(hardware_id, None)
         for topic in dict.fromkeys(self._topics_of.pop(hardware_id, [])):
             kept = [t for t in self.state_topics[topic] if t.hardware_id != hardware_id]
             if kept:
@@ -256,8 +261,12 @@ class DeviceBook:
             state.online = online
             return True
         relay = state_topic.relay
-        readings = dtype.lock_readings if relay is None else dtype.relay_readings
-        reading = read_state(config.readings(readings, relay), payload)
+        of_device = self._readings.setdefault(config.hardware_id, {})
+        filled = of_device.get(relay)
+        if filled is None:
+            readings = dtype.lock_readings if relay is None else dtype.relay_readings
+            filled = of_device[relay] = config.readings(readings, relay)
+        reading = read_state(filled, payload)
         if reading is None:
             return False
         if relay is None:
