@@ -25,7 +25,8 @@ from custom_components.iotee.const import (
     SUBENTRY_DEVICE,
 )
 from custom_components.iotee.engine import CommandEngine
-from simulator import SimulatedDevice
+from simulator import Behaviour, SimulatedDevice
+from simulator.broker import Mosquitto
 
 LOCK_ID = "ABC123"
 WLTE_ID = "abc123456789"
@@ -121,6 +122,31 @@ async def stop_hub(hass: HomeAssistant, entry: MockConfigEntry) -> None:
 
     assert await hass.config_entries.async_unload(entry.entry_id)
     await async_stop_engine(hass)
+
+
+def default_simulators(
+    mosquitto: Mosquitto,
+    *,
+    lock: Behaviour | None = None,
+    wlte: Behaviour | None = None,
+    tasmota: Behaviour | None = None,
+    wlte_relays: int = 4,
+    with_tasmota: bool = True,
+) -> dict[str, SimulatedDevice]:
+    """Simulators of ``DEFAULT_DEVICES`` on ``mosquitto`` (not started; see ``running``): the
+    lock, the WLTE controller with ``wlte_relays`` relays and, unless told not to, the Tasmota."""
+    host, port = mosquitto.host, mosquitto.port
+    sims = {
+        LOCK_ID: SimulatedDevice("iotee_device", LOCK_ID, host, port, behaviour=lock),
+        WLTE_ID: SimulatedDevice(
+            "wlte_relay", WLTE_ID, host, port, relays=wlte_relays, behaviour=wlte
+        ),
+    }
+    if with_tasmota:
+        sims[TASMOTA_ID] = SimulatedDevice(
+            "tasmota", "garden", host, port, relays=2, behaviour=tasmota
+        )
+    return sims
 
 
 @contextmanager

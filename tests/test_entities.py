@@ -18,7 +18,16 @@ from simulator import Behaviour, Mode, SimulatedDevice
 
 from .broker import Mosquitto, PahoPeer
 from .conftest import wait_for
-from .helpers import LOCK_ID, TASMOTA_ID, WLTE_ID, engine_subscribed, running, settle, setup_hub
+from .helpers import (
+    LOCK_ID,
+    TASMOTA_ID,
+    WLTE_ID,
+    default_simulators,
+    engine_subscribed,
+    running,
+    settle,
+    setup_hub,
+)
 
 FRONT_DOOR = "lock.front_door"
 GATE_RELAY_1 = "switch.gate_controller_relay_1"
@@ -32,19 +41,7 @@ FRONT_DOOR_RESTART = "button.front_door_restart"
 def devices(mosquitto: Mosquitto) -> Generator[dict[str, SimulatedDevice]]:
     """The three simulated devices, online."""
     fast = Behaviour(pulse=0.1, reboot_delay=0.1)
-    with running(
-        {
-            LOCK_ID: SimulatedDevice(
-                "iotee_device", LOCK_ID, mosquitto.host, mosquitto.port, behaviour=fast
-            ),
-            WLTE_ID: SimulatedDevice(
-                "wlte_relay", WLTE_ID, mosquitto.host, mosquitto.port, relays=4, behaviour=fast
-            ),
-            TASMOTA_ID: SimulatedDevice(
-                "tasmota", "garden", mosquitto.host, mosquitto.port, relays=2, behaviour=fast
-            ),
-        }
-    ) as sims:
+    with running(default_simulators(mosquitto, lock=fast, wlte=fast, tasmota=fast)) as sims:
         yield sims
 
 

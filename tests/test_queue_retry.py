@@ -25,6 +25,7 @@ from .conftest import wait_for
 from .helpers import (
     LOCK_ID,
     WLTE_ID,
+    default_simulators,
     device,
     engine_of,
     engine_subscribed,
@@ -59,16 +60,8 @@ def _devices(**lock_options: Any) -> tuple[Any, ...]:
 def sims(mosquitto: Mosquitto) -> Generator[dict[str, SimulatedDevice]]:
     """The lock and the relay, online."""
     fast = Behaviour(pulse=0.1, reboot_delay=0.1)
-    with running(
-        {
-            LOCK_ID: SimulatedDevice(
-                "iotee_device", LOCK_ID, mosquitto.host, mosquitto.port, behaviour=fast
-            ),
-            WLTE_ID: SimulatedDevice(
-                "wlte_relay", WLTE_ID, mosquitto.host, mosquitto.port, relays=2, behaviour=fast
-            ),
-        }
-    ) as devices:
+    sims = default_simulators(mosquitto, lock=fast, wlte=fast, wlte_relays=2, with_tasmota=False)
+    with running(sims) as devices:
         yield devices
 
 

@@ -22,7 +22,16 @@ from simulator import Behaviour, SimulatedDevice
 from .api_openapi import RelayDevice
 from .broker import Mosquitto, PahoPeer
 from .conftest import subscribed, wait_for
-from .helpers import LOCK_ID, TASMOTA_ID, WLTE_ID, engine_of, engine_subscribed, running, setup_hub
+from .helpers import (
+    LOCK_ID,
+    TASMOTA_ID,
+    WLTE_ID,
+    default_simulators,
+    engine_of,
+    engine_subscribed,
+    running,
+    setup_hub,
+)
 
 COMMAND_TIMEOUT = 2.0
 OUTAGE = 0.5
@@ -46,24 +55,7 @@ TARGETS: tuple[tuple[str, int | None, tuple[str, str]], ...] = (
 @pytest.fixture
 def devices(mosquitto: Mosquitto) -> Generator[dict[str, SimulatedDevice]]:
     """The three simulated devices; the WLTE relay answers after 0.3 s (commands in flight)."""
-    with running(
-        {
-            LOCK_ID: SimulatedDevice(
-                "iotee_device", LOCK_ID, mosquitto.host, mosquitto.port, behaviour=Behaviour()
-            ),
-            WLTE_ID: SimulatedDevice(
-                "wlte_relay",
-                WLTE_ID,
-                mosquitto.host,
-                mosquitto.port,
-                relays=4,
-                behaviour=Behaviour(delay=0.3),
-            ),
-            TASMOTA_ID: SimulatedDevice(
-                "tasmota", "garden", mosquitto.host, mosquitto.port, relays=2, behaviour=Behaviour()
-            ),
-        }
-    ) as sims:
+    with running(default_simulators(mosquitto, wlte=Behaviour(delay=0.3))) as sims:
         yield sims
 
 

@@ -42,6 +42,7 @@ from .helpers import (
     LOCK_ID,
     TASMOTA_ID,
     WLTE_ID,
+    default_simulators,
     engine_of,
     engine_subscribed,
     running,
@@ -69,16 +70,7 @@ def fast_store(monkeypatch: pytest.MonkeyPatch) -> None:
 def devices(mosquitto: Mosquitto) -> Generator[dict[str, SimulatedDevice]]:
     """A lock and a relay controller that answer after 0.3 s (so commands are in flight)."""
     slow = Behaviour(delay=0.3)
-    with running(
-        {
-            LOCK_ID: SimulatedDevice(
-                "iotee_device", LOCK_ID, mosquitto.host, mosquitto.port, behaviour=slow
-            ),
-            WLTE_ID: SimulatedDevice(
-                "wlte_relay", WLTE_ID, mosquitto.host, mosquitto.port, relays=4, behaviour=slow
-            ),
-        }
-    ) as sims:
+    with running(default_simulators(mosquitto, lock=slow, wlte=slow, with_tasmota=False)) as sims:
         yield sims
 
 

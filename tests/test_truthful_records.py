@@ -37,8 +37,8 @@ from .conftest import wait_for
 from .helpers import (
     DEFAULT_DEVICES,
     LOCK_ID,
-    TASMOTA_ID,
     WLTE_ID,
+    default_simulators,
     device,
     engine_of,
     engine_subscribed,
@@ -63,17 +63,7 @@ TIMEOUT = 1.5
 def sims(mosquitto: Mosquitto) -> Generator[dict[str, SimulatedDevice]]:
     """The three simulated devices, online."""
     fast = Behaviour(pulse=0.1, reboot_delay=0.1)
-    with running(
-        {
-            LOCK_ID: SimulatedDevice("iotee_device", LOCK_ID, mosquitto.host, mosquitto.port),
-            WLTE_ID: SimulatedDevice(
-                "wlte_relay", WLTE_ID, mosquitto.host, mosquitto.port, relays=4, behaviour=fast
-            ),
-            TASMOTA_ID: SimulatedDevice(
-                "tasmota", "garden", mosquitto.host, mosquitto.port, relays=2, behaviour=fast
-            ),
-        }
-    ) as devices:
+    with running(default_simulators(mosquitto, wlte=fast, tasmota=fast)) as devices:
         yield devices
 
 
