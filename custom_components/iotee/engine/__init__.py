@@ -64,6 +64,7 @@ from .devices import (
 )
 from .persistence import ISSUE_STORE_WRITE_FAILED, STORE_RETRY_INTERVAL, StoreKeeper
 from .subscriptions import SUBSCRIBE_WAIT, Subscriptions
+from .tasks import keep_until_done
 from .tracking import LATE_WINDOW, Tracked, Tracker
 
 _LOGGER = logging.getLogger(__name__)
@@ -284,8 +285,7 @@ class CommandEngine:
         task = self.hass.async_create_background_task(
             self._async_ask_states([request for _, request in asks]), "iotee state requests"
         )
-        self._dispatches.add(task)
-        task.add_done_callback(self._dispatches.discard)
+        keep_until_done(self._dispatches, task)
 
     async def _async_ask_states(self, requests: list[tuple[str, str]]) -> None:
         try:
@@ -474,9 +474,7 @@ class CommandEngine:
             f"iotee publish {record.command_id}",
             eager_start=True,
         )
-        if not task.done():
-            self._dispatches.add(task)
-            task.add_done_callback(self._dispatches.discard)
+        keep_until_done(self._dispatches, task)
         return record
 
     def _confirmation_window(self, spec: CommandSpec) -> float:

@@ -34,6 +34,7 @@ from custom_components.iotee.core.model import CommandRecord, CommandStatus, Err
 
 from .devices import DeviceBook
 from .subscriptions import Subscriptions
+from .tasks import keep_until_done
 from .tracking import Tracked, Tracker
 
 _LOGGER = logging.getLogger(__name__)
@@ -194,9 +195,7 @@ class Delivery:
                     f"iotee publish queued {record.command_id}",
                     eager_start=True,
                 )
-                if not task.done():
-                    self._sends.add(task)
-                    task.add_done_callback(self._sends.discard)
+                keep_until_done(self._sends, task)
                 queued.left.set()  # tracked now (or ended): waiters follow it from here
                 await asyncio.sleep(0)
         finally:
@@ -389,5 +388,4 @@ class Delivery:
         task = self.hass.async_create_task(
             self._async_publish(tracked), f"iotee retry {record.command_id}", eager_start=True
         )
-        self._sends.add(task)
-        task.add_done_callback(self._sends.discard)
+        keep_until_done(self._sends, task)

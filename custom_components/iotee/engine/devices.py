@@ -261,7 +261,9 @@ class DeviceBook:
             state.online = online
             return True
         relay = state_topic.relay
-        of_device = self._readings.setdefault(config.hardware_id, {})
+        of_device = self._readings.get(config.hardware_id)
+        if of_device is None:
+            of_device = self._readings[config.hardware_id] = {}
         filled = of_device.get(relay)
         if filled is None:
             readings = dtype.lock_readings if relay is None else dtype.relay_readings
