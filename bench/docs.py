@@ -246,14 +246,15 @@ every state is in from 17.7 s to 6.5-7.6 s (runs of 08:06-09:05; the baseline pl
 
 Where the rest goes, by the profiles of 08:11 and 08:15 (about 9 s profiled from the hub's setup
 until every state is in): HA's MQTT client matching each of the 15,000 retained messages against
-every wildcard subscription of the instance took 2.6-3.1 s - there are 76, of which IoTee's
-are 7; the others are HA's MQTT discovery and other integrations' discovery topics - and IoTee's own
-handling of those messages 0.3-0.4 s; HA's entity platform creating, registering and writing
-the 10,000 entities about 2.9 s; IoTee's hub setup (engine, device registry, filters) about
-0.9 s. The longest single stall is now HA's MQTT reader callback (a read of many retained
-messages at once), not IoTee's: IoTee's platforms add their entities 100 devices at a time and
-yield to the loop in between (HA adds each call's entities in an eagerly started task that never
-waits, so one call for all devices was one stall). Row 5 above is the product.
+every wildcard subscription of the instance took 2.6-3.1 s - there are 81, of which IoTee's are
+7 (76 and 2 with the hub without devices; `wildcard_subscriptions` in each boot's raw result);
+the others are HA's MQTT discovery and other integrations' discovery topics - and IoTee's own
+handling of those messages 0.3-0.4 s; HA's entity platform creating, registering and writing the
+10,000 entities about 2.9 s; IoTee's hub setup (engine, device registry, filters) about 0.9 s.
+The longest single stall is now HA's MQTT reader callback (a read of many retained messages at
+once), not IoTee's: IoTee's platforms add their entities 100 devices at a time and yield to the
+loop in between (HA adds each call's entities in an eagerly started task that never waits, so
+one call for all devices was one stall). Row 5 above is the product.
 
 Cutting across all of these is Python's garbage collector. Counted in the reduced run of
 2026-12-02 09:31 (`scripts/bench --only startup`, 3 boots per side), from the hub's setup until

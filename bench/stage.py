@@ -308,6 +308,11 @@ async def boot_stage(args: argparse.Namespace) -> dict[str, Any]:
             "stall_ms": stalls,
             "slowest": slowest,
             "gc": collector.as_json(),
+            "wildcard_subscriptions": {
+                # HA's client matches every message against each of them (its own attribute).
+                "all": len(client._wildcard_subscriptions),
+                "iotee": sum(1 for f in engine.subscription_filters if "+" in f or f.endswith("#")),
+            },
             "slowest_before_hub": hub.get("boot_slowest", []),
         }
     finally:
