@@ -1,10 +1,12 @@
-"""How long the event loop was blocked: a callback that should run every few milliseconds."""
+"""How long the event loop was blocked: a callback that should run every few milliseconds, the
+slowest callbacks, and the garbage collector's share."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
+import gc
 import time
 from typing import Any
 
@@ -122,3 +124,37 @@ class SlowCallbacks:
     def as_json(self) -> list[dict[str, Any]]:
         """Return the longest callbacks, longest first."""
         return [{"ms": took * 1000, "what": what} for took, what in self.top]
+
+
+class GcTimes:
+    """Counts the garbage collector's runs per generation and the time they take (row 5)."""
+
+    def __init__(self) -> None:
+        """Start counting nothing."""
+        self.runs = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self._began = 0.0
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            generation = int(info["generation"])
+            self.runs[generation] += 1
+            self.seconds[generation] += time.perf_counter() - self._began
+
+    def start(self) -> None:
+        """Count from now."""
+        gc.callbacks.append(self._callback)
+
+    def stop(self) -> None:
+        """Stop counting."""
+        if self._callback in gc.callbacks:
+            gc.callbacks.remove(self._callback)
+
+    def as_json(self) -> dict[str, Any]:
+        """Runs and milliseconds per generation."""
+        return {
+            "runs": list(self.runs),
+            "ms": [round(seconds * 1000, 1) for seconds in self.seconds],
+        }

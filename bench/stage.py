@@ -16,7 +16,6 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict
-import gc
 import importlib
 import json
 import logging
@@ -40,7 +39,7 @@ from .capture import capture
 from .hassenv import async_admin, async_boot, create_loop, write_yaml
 from .history import measure_history
 from .network import NETWORKS, Network, pin_threads
-from .probe import LoopProbe, SlowCallbacks
+from .probe import GcTimes, LoopProbe, SlowCallbacks
 from .queue_drain import PublishCounter, device_ids, measure_queue_drain
 from .runtime import (
     WLTE_ID,
@@ -320,40 +319,6 @@ async def boot_stage(args: argparse.Namespace) -> dict[str, Any]:
         probe.stop()
         await hass.async_stop()
     return result
-
-
-class GcTimes:
-    """Counts the garbage collector's runs per generation and the time they take (row 5)."""
-
-    def __init__(self) -> None:
-        """Start counting nothing."""
-        self.runs = [0, 0, 0]
-        self.seconds = [0.0, 0.0, 0.0]
-        self._began = 0.0
-
-    def _callback(self, phase: str, info: dict[str, Any]) -> None:
-        if phase == "start":
-            self._began = time.perf_counter()
-        else:
-            generation = int(info["generation"])
-            self.runs[generation] += 1
-            self.seconds[generation] += time.perf_counter() - self._began
-
-    def start(self) -> None:
-        """Count from now."""
-        gc.callbacks.append(self._callback)
-
-    def stop(self) -> None:
-        """Stop counting."""
-        if self._callback in gc.callbacks:
-            gc.callbacks.remove(self._callback)
-
-    def as_json(self) -> dict[str, Any]:
-        """Runs and milliseconds per generation."""
-        return {
-            "runs": list(self.runs),
-            "ms": [round(seconds * 1000, 1) for seconds in self.seconds],
-        }
 
 
 def _profiler(out_dir: Path | None) -> Any:
