@@ -182,7 +182,7 @@ async def test_publish_failing_after_the_answer_reaches_record_event_and_entity(
         status, body, _ = await call(
             client, "POST", f"/devices/{LOCK_ID}/commands", user_key, {"command": "lock"}
         )
-        assert handed_over.is_set()  # the publish started before the answer
+        assert handed_over.is_set()  # handed over right after the answer was written
         assert (status, body["status"]) == (201, "pending")
         drop.set()
         final = await engine_of(hub).async_wait(body["command_id"], 5)

@@ -366,6 +366,30 @@ async def test_restart_after_deadline_times_out(
     assert "deadline passed" in stored.error
 
 
+async def test_answered_command_is_handed_over_after_the_caller_has_its_answer(
+    hass: HomeAssistant, hub: MockConfigEntry
+) -> None:
+    """``await_publish=False`` (the Commands API's send): the checks and the take-over of the
+    target happen before the call returns, the hand-over to HA's MQTT client only in the next
+    loop iteration, so the caller's answer is written before the publish's work is done."""
+    engine = engine_of(hub)
+    published: list[str] = []
+
+    async def record_publish(hass: HomeAssistant, topic: str, payload: str, **kwargs: Any) -> None:
+        published.append(payload)
+
+    with patch.object(mqtt, "async_publish", record_publish):
+        first = await engine.async_submit(LOCK_ID, "lock", source="test", await_publish=False)
+        assert (published, first.status, first.attempts) == ([], CommandStatus.PENDING, [])
+        await asyncio.sleep(0)
+        assert (published, len(first.attempts)) == ([first.payload], 1)
+        assert first.status is CommandStatus.PUBLISHED
+        # The next command takes the target over before its own call returns.
+        second = await engine.async_submit(LOCK_ID, "unlock", source="test", await_publish=False)
+        assert (first.status, first.error_code) == (CommandStatus.FAILED, "superseded")
+        assert (published, second.status) == ([first.payload], CommandStatus.PENDING)
+
+
 async def test_stop_while_an_answered_publish_waits_leaves_it_for_recovery(
     hass: HomeAssistant, mqtt_entry: MockConfigEntry
 ) -> None:

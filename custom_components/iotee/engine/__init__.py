@@ -429,10 +429,11 @@ class CommandEngine:
 
         ``await_publish=False`` returns once the record is stored: the dispatch starts as an
         eager task, so its checks that need no waiting (HA's MQTT client not connected, the
-        device known offline, superseding the target's open command) and the hand-over to
-        HA's MQTT client happen before this returns; the wait for the broker's PUBACK and the
-        move to ``published`` - or a publish that fails after all - come later, through the
-        record, the ``iotee_command_status`` event and the entity.
+        device known offline, superseding the target's open command) happen before this
+        returns; the hand-over to HA's MQTT client follows in the next loop iteration (once
+        the caller's answer is written), and the wait for the broker's PUBACK and the move to
+        ``published`` - or a publish that fails after all - come later, through the record,
+        the ``iotee_command_status`` event and the entity.
         """
         config, spec, name = self.resolve(device_ref, command, relay)
         checked_params = check_params(params)
@@ -470,7 +471,7 @@ class CommandEngine:
             await self._async_dispatch(record, config, spec)
             return record
         task = self.hass.async_create_task(
-            self._async_dispatch(record, config, spec),
+            self._async_dispatch(record, config, spec, hand_over_later=True),
             f"iotee publish {record.command_id}",
             eager_start=True,
         )
@@ -487,9 +488,14 @@ class CommandEngine:
         return self.settings.command_timeout + pause
 
     async def _async_dispatch(
-        self, record: CommandRecord, config: DeviceConfig, spec: CommandSpec
+        self,
+        record: CommandRecord,
+        config: DeviceConfig,
+        spec: CommandSpec,
+        *,
+        hand_over_later: bool = False,
     ) -> None:
-        await self._delivery.async_dispatch(record, config, spec)
+        await self._delivery.async_dispatch(record, config, spec, hand_over_later=hand_over_later)
 
     def _changed(self, record: CommandRecord, old: CommandStatus | None) -> None:
         """Persist, fire the event and notify listeners of one status change."""

@@ -94,9 +94,19 @@ class Delivery:
         tracker.on_timeout = self._retry
 
     async def async_dispatch(
-        self, record: CommandRecord, config: DeviceConfig, spec: CommandSpec
+        self,
+        record: CommandRecord,
+        config: DeviceConfig,
+        spec: CommandSpec,
+        *,
+        hand_over_later: bool = False,
     ) -> None:
-        """Send a new command, queue it for its offline device, or end it."""
+        """Send a new command, queue it for its offline device, or end it.
+
+        ``hand_over_later``: the checks and the take-over of the target happen now, the
+        hand-over to HA's MQTT client in the next loop iteration (after the caller's answer is
+        written, when the caller does not wait for the publish).
+        """
         # The connection first: while it is down the device's last known availability (often
         # the last will the broker sent as it shut down) is not what stops the command.
         if not mqtt.is_connected(self.hass):
@@ -114,7 +124,7 @@ class Delivery:
             )
             return
         record.queued_until = None  # the device is there: it goes out now
-        await self._async_send(record, config, spec)
+        await self._async_send(record, config, spec, hand_over_later=hand_over_later)
 
     # ---- the queue -----------------------------------------------------------------------
 
@@ -237,7 +247,12 @@ class Delivery:
     # ---- publishing ----------------------------------------------------------------------
 
     async def _async_send(
-        self, record: CommandRecord, config: DeviceConfig, spec: CommandSpec
+        self,
+        record: CommandRecord,
+        config: DeviceConfig,
+        spec: CommandSpec,
+        *,
+        hand_over_later: bool = False,
     ) -> None:
         """Publish the first attempt: take over the target, track, wait for the gate."""
         # Really going out: only now does it take over its target from an open command.
@@ -264,6 +279,10 @@ class Delivery:
                 self._tracker.end(
                     tracked, CommandStatus.FAILED, ErrorCode.PUBLISH_FAILED, NOT_CONNECTED
                 )
+                return
+        if hand_over_later:
+            await asyncio.sleep(0)  # the caller's answer goes out first
+            if record.status.is_terminal:  # superseded or timed out meanwhile
                 return
         record.add_attempt(utcnow())
         if not await self._async_publish(tracked):
