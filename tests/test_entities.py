@@ -14,6 +14,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.iotee.const import CONF_COMMAND_TIMEOUT, DOMAIN
+from custom_components.iotee.core.model import CommandStatus
 from simulator import Behaviour, Mode, SimulatedDevice
 
 from .broker import Mosquitto, PahoPeer
@@ -303,3 +304,36 @@ async def test_device_reports_write_only_what_changed(
         if entity_id.split(".", 1)[1].startswith("gate_controller")
     )
     assert {state for _, state, _ in seen} == {STATE_UNAVAILABLE}
+
+
+async def test_superseded_command_does_not_take_the_entity_back(
+    hass: HomeAssistant, hub: MockConfigEntry, devices: dict[str, SimulatedDevice]
+) -> None:
+    """Two commands to the lock back to back, as a REST caller sends them: the newer one
+    supersedes the older. The entity shows the newer command from its first write on; the
+    older one's end (failed, superseded) is on its record and event, and never makes the
+    entity show the older command again."""
+    engine = hub.runtime_data.engine
+    seen: list[tuple[str | None, str | None]] = []
+
+    @callback
+    def on_state(event: Event[EventStateChangedData]) -> None:
+        new = event.data["new_state"]
+        if event.data["entity_id"] == FRONT_DOOR and new is not None:
+            attributes = new.attributes
+            seen.append((attributes.get("last_command_id"), attributes.get("last_command_status")))
+
+    hass.bus.async_listen(EVENT_STATE_CHANGED, on_state)
+    devices[LOCK_ID].set_behaviour(mode=Mode.SILENT)
+    first = await engine.async_submit(LOCK_ID, "unlock", source="test", await_publish=False)
+    await asyncio.sleep(0)
+    second = await engine.async_submit(LOCK_ID, "unlock", source="test", await_publish=False)
+    await asyncio.sleep(0.1)
+    assert (first.status, first.error_code) == (CommandStatus.FAILED, "superseded")
+    # The first one's PUBACK may come in before the second exists, or not.
+    before = [status for command_id, status in seen if command_id == first.command_id]
+    assert before in (["pending"], ["pending", "published"])
+    assert seen == [(first.command_id, status) for status in before] + [
+        (second.command_id, "pending"),
+        (second.command_id, "published"),
+    ]

@@ -157,9 +157,16 @@ class IoteeEntity(Entity):
 
     @callback
     def _on_command(self, record: CommandRecord, old: CommandStatus | None) -> None:
-        if record.target == self._target:
-            self._last = record
-            self.async_write_ha_state()
+        """A command of this target is new or changed: show it, unless it is older than the
+        one shown (a command superseded by the newer one, an older one's late answer): its
+        news is on its record and event; the entity never goes back to it."""
+        if record.target != self._target:
+            return
+        last = self._last
+        if old is not None and last is not None and record.command_id != last.command_id:
+            return
+        self._last = record
+        self.async_write_ha_state()
 
     async def _async_run(self, command: str, relay: int | None = None) -> CommandRecord:
         """Send a command, wait for its end, raise a translated error unless it completed."""
