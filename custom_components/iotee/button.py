@@ -23,7 +23,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add a JOG button per relay and a reboot button."""
-    await async_setup_device_entities(entry, Platform.BUTTON, async_add_entities, _buttons)
+    await async_setup_device_entities(hass, entry, Platform.BUTTON, async_add_entities, _buttons)
 
 
 def _buttons(engine: CommandEngine, config: DeviceConfig) -> list[ButtonEntity]:

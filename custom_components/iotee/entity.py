@@ -13,7 +13,7 @@ from typing import Any
 
 from homeassistant.components import mqtt
 from homeassistant.const import Platform
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
@@ -34,6 +34,7 @@ from .core.errors import CommandError
 from .core.model import CommandRecord, CommandStatus, isoformat_z
 from .core.store import StoreError
 from .engine import CommandEngine
+from .entity_limit import entities_ha_accepts
 from .runtime import IoteeConfigEntry
 
 type EntityBuilder = Callable[[CommandEngine, DeviceConfig], Iterable[Entity]]
@@ -44,6 +45,7 @@ SETUP_BATCH = 100
 
 
 async def async_setup_device_entities(
+    hass: HomeAssistant,
     entry: IoteeConfigEntry,
     platform: Platform,
     async_add_entities: AddConfigEntryEntitiesCallback,
@@ -57,6 +59,9 @@ async def async_setup_device_entities(
 
     A device added or reconfigured later gets its entities through ``runtime.adders`` without
     reloading the hub, so the other devices' entities are not touched.
+
+    Entities HA would refuse (its limit per config entry, ``entity_limit``) are kept in
+    ``runtime.entities`` (the repair issue counts them) but not offered to HA.
     """
     runtime = entry.runtime_data
 
@@ -64,7 +69,9 @@ async def async_setup_device_entities(
     def add(subentry_id: str, config: DeviceConfig) -> None:
         entities = list(build(runtime.engine, config))
         runtime.entities.setdefault(subentry_id, []).extend(entities)
-        async_add_entities(entities, config_subentry_id=subentry_id)
+        offered = entities_ha_accepts(hass, entry.entry_id, platform, entities)
+        if offered:
+            async_add_entities(offered, config_subentry_id=subentry_id)
 
     runtime.adders[platform] = add
     for done, (subentry_id, config) in enumerate(list(runtime.devices.items()), 1):

@@ -10,8 +10,10 @@ user through one repair issue (what is missing and what to do); the issue goes w
 
 from __future__ import annotations
 
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_platform, entity_registry as er, issue_registry as ir
+from homeassistant.helpers.entity import Entity
 
 from .const import DOMAIN
 from .runtime import IoteeConfigEntry
@@ -19,6 +21,38 @@ from .runtime import IoteeConfigEntry
 ISSUE_ENTITY_LIMIT = "entity_limit_reached"
 LISTED_DEVICES = 10
 """How many of the devices without (all) entities the repair issue names."""
+
+
+@callback
+def entities_ha_accepts[E: Entity](
+    hass: HomeAssistant, entry_id: str, platform: Platform, entities: list[E]
+) -> list[E]:
+    """Return those of ``entities`` HA adds, as HA decides it entity by entity: one already in
+    the entity registry, one disabled by default, and a new enabled one while the entry has
+    fewer enabled entities than the limit.
+
+    Offering the others would cost HA a device registry lookup, object ids and an abort each
+    (most of a large home's start when it is far beyond the limit) and a warning in the log;
+    ``async_check_entity_limit`` counts them all the same.
+    """
+    registry = er.async_get(hass)
+    room = (
+        entity_platform.MAX_ENABLED_ENTITIES_PER_CONFIG_ENTRY
+        - registry.entities.get_enabled_count_for_config_entry_id(entry_id)
+    )
+    if room >= len(entities):
+        return entities
+    accepted: list[E] = []
+    for entity in entities:
+        if not entity.entity_registry_enabled_default or (
+            entity.unique_id is not None
+            and registry.async_get_entity_id(platform, DOMAIN, entity.unique_id) is not None
+        ):
+            accepted.append(entity)
+        elif room > 0:
+            accepted.append(entity)
+            room -= 1
+    return accepted
 
 
 @callback

@@ -23,7 +23,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add a lock per lock device and per relay configured as a lock."""
-    await async_setup_device_entities(entry, Platform.LOCK, async_add_entities, _locks)
+    await async_setup_device_entities(hass, entry, Platform.LOCK, async_add_entities, _locks)
 
 
 def _locks(engine: CommandEngine, config: DeviceConfig) -> list[LockEntity]:

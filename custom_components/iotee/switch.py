@@ -23,7 +23,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add a switch per relay."""
-    await async_setup_device_entities(entry, Platform.SWITCH, async_add_entities, _switches)
+    await async_setup_device_entities(hass, entry, Platform.SWITCH, async_add_entities, _switches)
 
 
 def _switches(engine: CommandEngine, config: DeviceConfig) -> list[SwitchEntity]:
