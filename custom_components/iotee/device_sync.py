@@ -8,8 +8,6 @@ device and entities; its open commands stay tracked until they end.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
@@ -18,6 +16,8 @@ from .const import DOMAIN, SUBENTRY_DEVICE
 from .core.device_config import DeviceConfig
 from .core.device_settings import device_config
 from .runtime import IoteeConfigEntry
+
+MANUFACTURER = "IoTee"
 
 
 def device_config_from_subentry(subentry: ConfigSubentry) -> DeviceConfig:
@@ -50,7 +50,7 @@ async def async_sync_devices(hass: HomeAssistant, entry: IoteeConfigEntry) -> No
     device_registry = dr.async_get(hass)
     for subentry_id, config in wanted.items():
         current = runtime.devices.get(subentry_id)
-        if current is not None and replace(current, device_id=None) == config:
+        if current is not None and current.configured_as(config):
             continue
         if current is not None:
             for entity in runtime.entities.pop(subentry_id, []):
@@ -60,17 +60,19 @@ async def async_sync_devices(hass: HomeAssistant, entry: IoteeConfigEntry) -> No
         running = engine.devices.get(config.hardware_id)
         if running is None:
             engine.add_device(config)
-        elif replace(running, device_id=None) != config:
+        elif not running.configured_as(config):
             engine.replace_device(config)
-        device = device_registry.async_get_or_create(
-            config_entry_id=entry.entry_id,
-            config_subentry_id=subentry_id,
-            identifiers={(DOMAIN, config.hardware_id)},
-            name=config.name,
-            manufacturer="IoTee",
-            model=config.device_type.model,
-            model_id=config.device_type.name,
-        )
+        device = _registered_as(device_registry, entry.entry_id, subentry_id, config)
+        if device is None:
+            device = device_registry.async_get_or_create(
+                config_entry_id=entry.entry_id,
+                config_subentry_id=subentry_id,
+                identifiers={(DOMAIN, config.hardware_id)},
+                name=config.name,
+                manufacturer=MANUFACTURER,
+                model=config.device_type.model,
+                model_id=config.device_type.name,
+            )
         engine.set_device_id(config.hardware_id, device.id)
         runtime.devices[subentry_id] = engine.devices[config.hardware_id]
         if runtime.adders:
@@ -78,6 +80,29 @@ async def async_sync_devices(hass: HomeAssistant, entry: IoteeConfigEntry) -> No
                 add(subentry_id, runtime.devices[subentry_id])
             _remove_stale_entities(hass, entry, subentry_id)
     await engine.async_subscribe_devices()
+
+
+def _registered_as(
+    device_registry: dr.DeviceRegistry, entry_id: str, subentry_id: str, config: DeviceConfig
+) -> dr.DeviceEntry | None:
+    """Return the registry device of ``config`` when it is registered just as it would be (the
+    common case at every start): then there is nothing to create or update."""
+    device = device_registry.async_get_device_by_identifier((DOMAIN, config.hardware_id), entry_id)
+    if device is None or (
+        device.config_subentry_id,
+        device.name,
+        device.manufacturer,
+        device.model,
+        device.model_id,
+    ) != (
+        subentry_id,
+        config.name,
+        MANUFACTURER,
+        config.device_type.model,
+        config.device_type.name,
+    ):
+        return None
+    return device
 
 
 def _remove_stale_entities(hass: HomeAssistant, entry: IoteeConfigEntry, subentry_id: str) -> None:

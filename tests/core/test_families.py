@@ -309,3 +309,16 @@ def test_topic_filters_wildcard_ids_and_fill_settings() -> None:
     assert topic_filter(ESPHOME_SWITCH.relay_state_topic or "", {"topic_prefix": "a/b"}) == (
         "a/b/switch/+/state"
     )
+
+
+def test_configured_as_compares_everything_but_the_ha_device_id() -> None:
+    """A setup keeps a running device whose configuration is unchanged: the HA device id it
+    was given meanwhile does not count; any configured field does."""
+    from dataclasses import replace
+
+    running = replace(device(SHELLY_GEN2, 2, prefix="shelly-1"), device_id="ha-device-1")
+    assert running.configured_as(device(SHELLY_GEN2, 2, prefix="shelly-1"))
+    assert not running.configured_as(device(SHELLY_GEN2, 2, prefix="shelly-2"))
+    assert not running.configured_as(device(SHELLY_GEN2, 1, prefix="shelly-1"))
+    assert not running.configured_as(replace(running, name="Other", device_id=None))
+    assert not running.configured_as(replace(running, relay_locks=frozenset({1})))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 import json
 
 from .delivery_rules import DeliveryPolicy
@@ -43,6 +43,11 @@ class DeviceConfig:
         values.update(self.settings)
         values["mqtt_id"] = self.topic_id
         object.__setattr__(self, "_values", values)
+
+    def configured_as(self, other: DeviceConfig) -> bool:
+        """Whether ``other`` configures the device exactly as this does, its HA device id
+        aside (what a setup compares for each of thousands of devices: no copy is built)."""
+        return all(getattr(self, name) == getattr(other, name) for name in _SETTING_FIELDS)
 
     @property
     def topic_id(self) -> str:
@@ -114,6 +119,12 @@ class DeviceConfig:
         """Return state readings with this device's field names filled in."""
         values = self.values(relay)
         return tuple(replace(reading, path=_fill(reading.path, values)) for reading in readings)
+
+
+_SETTING_FIELDS = tuple(
+    item.name for item in fields(DeviceConfig) if item.compare and item.name != "device_id"
+)
+"""What ``DeviceConfig.configured_as`` compares: every compared field but the HA device id."""
 
 
 def _fill(template: str | None, values: Mapping[str, object]) -> str | None:
