@@ -229,6 +229,24 @@ def _on_hub_setup(hook: Callable[[], None]) -> Iterator[None]:
         module.async_setup_entry = original
 
 
+class _AllOnline:
+    """Whether every device of the engine is online, polled often while thousands come in:
+    each poll resumes at the first device not yet online (availability only goes online here),
+    and the answer is yes only after one full pass finds every device online. The measuring
+    must not cost the loop more than what it measures (a full scan per poll was about 4 % of
+    the loop in a profile of 5,000 devices)."""
+
+    def __init__(self, engine: CommandEngine) -> None:
+        self._engine = engine
+        self._checked = 0
+
+    def __call__(self) -> bool:
+        states = list(self._engine.states.values())
+        while self._checked < len(states) and states[self._checked].online:
+            self._checked += 1
+        return self._checked == len(states) and all(state.online for state in states)
+
+
 async def boot_stage(args: argparse.Namespace) -> dict[str, Any]:
     """Row 5: boot, wait until IoTee and its devices are up, report the timings.
 
@@ -268,6 +286,7 @@ async def boot_stage(args: argparse.Namespace) -> dict[str, Any]:
         )
         engine = engine_of(hass)
         client = hass.data[DATA_MQTT].client
+        devices_in = _AllOnline(engine)
         await wait_until(
             lambda: (
                 client.connected
@@ -276,7 +295,7 @@ async def boot_stage(args: argparse.Namespace) -> dict[str, Any]:
                     and not client.is_pending_subscription(topic_filter)
                     for topic_filter in engine.subscription_filters
                 )
-                and all(state.online for state in engine.states.values())
+                and devices_in()
             ),
             300,
             "subscriptions acknowledged and devices online",
