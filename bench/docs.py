@@ -254,7 +254,18 @@ handling of those messages 0.3-0.4 s; HA's entity platform creating, registering
 The longest single stall is now HA's MQTT reader callback (a read of many retained messages at
 once), not IoTee's: IoTee's platforms add their entities 100 devices at a time and yield to the
 loop in between (HA adds each call's entities in an eagerly started task that never waits, so
-one call for all devices was one stall). Row 5 above is the product.
+one call for all devices was one stall).
+
+**IoTee no longer offers HA the entities HA would refuse.** Beyond the limit HA still looked up
+(or created) each refused entity's device, derived its object ids, logged its warning and
+aborted it: 15,000 times at 5,000 devices (in the profile of 2026-12-02 11:51 HA's device
+registry alone took 1.9 of 21 s profiled). The platforms now pass HA only what it adds,
+decided as HA decides it (an entity already registered, one disabled by default, a new one
+while the entry is below the limit); the refused ones are still built and counted for the
+repair issue. Same machine, 2 boots
+per side (`scripts/bench --only startup --repeats 2`, runs of 11:49 and 11:53): until every
+state is in 12.1 s before and 9.96 s after (hub without devices 2.19 and 2.38 s), IoTee's setup
+as HA reports it 4.04 and 3.00 s. Row 5 above is the product.
 
 Cutting across all of these is Python's garbage collector. Counted in the reduced run of
 2026-12-02 09:31 (`scripts/bench --only startup`, 3 boots per side), from the hub's setup until
