@@ -281,7 +281,9 @@ device without building a copy of its configuration and leaves a device register
 would be alone (5,000 copies and registry updates): in the next reduced run (12:03) that was
 within the run-to-run noise (10.4 s, 2.09 s without devices). Of the rest, the garbage
 collector took 2.5-2.7 s per boot in each of these runs (about 3,170 young, 288 middle and 4
-full collections). Row 5 above is the product.
+full collections). Row 5 above is the product, from the full run of 12:17 on the same machine,
+which was slower throughout that run (hub without devices 2.68 s, garbage collection 3.2 s per
+boot): 13.3-15.3 s per boot.
 
 Cutting across all of these is Python's garbage collector. Counted in the reduced run of
 2026-12-02 09:31 (`scripts/bench --only startup`, 3 boots per side), from the hub's setup until
