@@ -220,17 +220,20 @@ the device, the creation time and the retry chain are not rewritten; timestamps 
 with `isoformat`. Measured with `time.thread_time()` in the store thread, that thread took about
 0.1 ms of CPU per command in the throughput run before the last two changes.
 
-Row 3 above is the product with all of them: 0.62 ms of HA's CPU per confirmed command (0.81 ms
-in the run of 07:30, 2.19 ms before the first changes), 2.5x the bare side's 0.25 ms. The
-target, 0.6x the bare rate, would need about 0.42 ms. What is left, by the profile of 08:39
-(2,000 commands, 2.09 s of the event loop): IoTee's message handling 0.33 s (the matcher, the
-device state, two status changes), the send path 0.42 s besides HA's publish (the record, the
-insert, two status changes), the store hand-overs 0.11 s; the four entity state writes per
-command (pending, published, acknowledged, completed: what automations see) are 0.23 s of
-those. The rest is HA's service call, HA's MQTT client and paho (its MQTT 5 properties), which
-the bare side pays too. Each remaining piece is something the product promises (a durable
+With all of them the last session's machine (AMD EPYC, run of 2026-12-02 09:05) measured 0.62 ms
+of HA's CPU per confirmed command (0.81 ms in the run of 07:30, 2.19 ms before the first
+changes), 2.5x the bare side's 0.25 ms; row 3 above, on a slower machine, 1.30 ms against 0.53
+ms (2.45x). The target, 0.6x the bare rate, would need about 1.7x. What is left, by the profile
+of 08:39 (2,000 commands, 2.09 s of the event loop): IoTee's message handling 0.33 s (the
+matcher, the device state, two status changes), the send path 0.42 s besides HA's publish (the
+record, the insert, two status changes), the store hand-overs 0.11 s; the four entity state
+writes per command (pending, published, acknowledged, completed: what automations see) are 0.23
+s of those. The rest is HA's service call, HA's MQTT client and paho (its MQTT 5 properties),
+which the bare side pays too. Each remaining piece is something the product promises (a durable
 record before the publish, every status on the entity, the event and the store), so the target
-stays missed on the tuned stack; on the stock stack IoTee confirms 0.89x bare's rate.
+stays missed on the tuned stack; on the stock stack IoTee confirms 0.88-0.89x bare's rate. A
+profile on the slower machine (`scripts/bench --only tuned --commands 2000 --profile DIR`,
+11:39) splits the same way.
 
 ## Startup of a large home (row 5)
 
