@@ -367,6 +367,9 @@ async def test_zigbee2mqtt_devices_are_asked_for_their_state_once(
         '{"state_l1": "", "state_l2": ""}',
     )
     assert engine.device("sh1").state_request() is None
+    # The setup's own asks go out in a background task once the subscriptions are acknowledged;
+    # on a busy machine that can be after the hub fixture returned.
+    await hass.async_block_till_done(wait_background_tasks=True)
     await hass.async_add_executor_job(peer.subscribe, "+/+/get")
     seen: list[str] = []
     peer.handlers.append(lambda _c, m: seen.append(m.topic))
