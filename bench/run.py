@@ -216,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         " FILE-stock.EXT etc. (python -m bench.pcap FILE PORT reads one)",
     )
     parser.add_argument(
-        "--profile", type=Path, help="pyinstrument reports of row 3 (tuned) and row 5 into DIR"
+        "--profile",
+        type=Path,
+        help="pyinstrument reports of rows 1's bursts (stock), row 3 (tuned) and row 5 into DIR",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON result ({RESULTS})")
     parser.add_argument(
@@ -275,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                     if args.capture is None
                     else args.capture.with_name(f"{args.capture.stem}-{name}{args.capture.suffix}")
                 ),
-                profile=args.profile if name == "tuned" else None,
+                profile=args.profile if name in ("stock", "tuned") else None,
             )
         if "startup" in sections:
             print(f"bench: row 5 (startup, {devices} devices)", file=sys.stderr, flush=True)

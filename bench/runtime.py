@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+import functools
 import itertools
 import json
 from pathlib import Path
@@ -433,23 +434,54 @@ async def profile_throughput(
 
     Returns the wall time of each profiled run (inflated by the profiler, not a measurement).
     """
+    return {name: await _profiled(out_dir, f"throughput-{name}", run) for name, run in runs.items()}
+
+
+async def _profiled(out_dir: Path, name: str, run: Callable[[], Awaitable[Any]]) -> float:
+    """Run ``run`` under pyinstrument (event-loop thread); write ``name``.txt and .pyisession
+    into ``out_dir``; return the wall time (inflated by the profiler, not a measurement)."""
     from pyinstrument import Profiler
 
     await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
-    timings: dict[str, Any] = {}
-    for name, run in runs.items():
-        profiler = Profiler(interval=0.0005, async_mode="disabled")
-        started = time.perf_counter()
-        profiler.start()
-        try:
-            await run()
-        finally:
-            profiler.stop()
-        timings[name] = time.perf_counter() - started
-        text = profiler.output_text(unicode=False, color=False, show_all=False)
-        await asyncio.to_thread((out_dir / f"throughput-{name}.txt").write_text, text)
-        session = str(out_dir / f"throughput-{name}.pyisession")
-        await asyncio.to_thread(profiler.last_session.save, session)
+    profiler = Profiler(interval=0.0005, async_mode="disabled")
+    started = time.perf_counter()
+    profiler.start()
+    try:
+        await run()
+    finally:
+        profiler.stop()
+    elapsed = time.perf_counter() - started
+    text = profiler.output_text(unicode=False, color=False, show_all=False)
+    await asyncio.to_thread((out_dir / f"{name}.txt").write_text, text)
+    await asyncio.to_thread(profiler.last_session.save, str(out_dir / f"{name}.pyisession"))
+    return elapsed
+
+
+BURST_PROFILED = ("mqtt_publish_qos0", "iotee_send_api_key")
+"""The kinds whose bursts ``profile_bursts`` profiles: the baseline and IoTee's send."""
+
+
+async def profile_bursts(ctx: RuntimeContext, sizes: RuntimeSizes, out_dir: Path) -> Any:
+    """Rows 1's bursts once more, one kind at a time, under pyinstrument: what the event loop
+    does while a caller sends commands back to back (``burst-<kind>.txt``)."""
+    kinds = latency_kinds(ctx.token, ctx.api_key)
+    timings: dict[str, float] = {}
+    for kind in BURST_PROFILED:
+        job = {
+            "base": f"http://127.0.0.1:{ctx.http_port}",
+            "kinds": {kind: kinds[kind]},
+            "patterns": {
+                "burst": {
+                    "bursts": sizes.bursts,
+                    "size": sizes.burst_size,
+                    "pause": sizes.burst_pause,
+                    "warmup": 0,
+                }
+            },
+        }
+        timings[kind] = await _profiled(
+            out_dir, f"burst-{kind}", functools.partial(run_client, job, ctx.client_cpus)
+        )
     return timings
 
 

@@ -48,6 +48,7 @@ from .runtime import (
     Simulator,
     engine_of,
     mqtt_nodelay,
+    profile_bursts,
     run_latency,
     run_throughput,
     simulated_devices,
@@ -108,9 +109,12 @@ async def runtime_stage(args: argparse.Namespace, http_port: int) -> dict[str, A
             await asyncio.sleep(1.0)  # let the retained states settle
             if "latency" in measure:
                 result["latency"] = await run_latency(ctx, sizes)
+                if args.profile and network.name == "stock":
+                    result["burst_profile"] = await profile_bursts(ctx, sizes, Path(args.profile))
         if "throughput" in measure:
             async with _one_core(hass, network, ha, other, [args.broker_pid, simulator.pid]):
-                result["throughput"] = await run_throughput(ctx, sizes, args.profile)
+                profile = Path(args.profile) if args.profile and network.name == "tuned" else None
+                result["throughput"] = await run_throughput(ctx, sizes, profile)
         if "history" in measure:
             result["history"] = await _history(engine, sizes)
         if "queue" in measure:
@@ -372,7 +376,11 @@ def main(argv: list[str] | None = None) -> int:
         default="latency,throughput,history,queue",
         help="comma-separated: latency, throughput, history, queue (runtime)",
     )
-    parser.add_argument("--profile", type=Path, help="profile the throughput row into this dir")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="profile the bursts (stock), the throughput row (tuned) or the boot into this dir",
+    )
     parser.add_argument("--capture", type=Path, help="tshark capture of the latency rows")
     parser.add_argument("--ha-cpus", help="Home Assistant's CPU, e.g. 0 (pinned when tuned)")
     parser.add_argument("--other-cpus", help="CPUs of the broker, devices and client, e.g. 1")
