@@ -110,10 +110,10 @@ async def runtime_stage(args: argparse.Namespace, http_port: int) -> dict[str, A
             if "latency" in measure:
                 result["latency"] = await run_latency(ctx, sizes)
                 if args.profile and network.name == "stock":
-                    result["burst_profile"] = await profile_bursts(ctx, sizes, Path(args.profile))
+                    result["burst_profile"] = await profile_bursts(ctx, sizes, args.profile)
         if "throughput" in measure:
             async with _one_core(hass, network, ha, other, [args.broker_pid, simulator.pid]):
-                profile = Path(args.profile) if args.profile and network.name == "tuned" else None
+                profile = args.profile if network.name == "tuned" else None
                 result["throughput"] = await run_throughput(ctx, sizes, profile)
         if "history" in measure:
             result["history"] = await _history(engine, sizes)
@@ -241,11 +241,11 @@ class _AllOnline:
     the loop in a profile of 5,000 devices)."""
 
     def __init__(self, engine: CommandEngine) -> None:
-        self._engine = engine
+        self._states = list(engine.states.values())  # every device is configured by now
         self._checked = 0
 
     def __call__(self) -> bool:
-        states = list(self._engine.states.values())
+        states = self._states
         while self._checked < len(states) and states[self._checked].online:
             self._checked += 1
         return self._checked == len(states) and all(state.online for state in states)
