@@ -328,7 +328,8 @@ async def test_superseded_command_does_not_take_the_entity_back(
     first = await engine.async_submit(LOCK_ID, "unlock", source="test", await_publish=False)
     await asyncio.sleep(0)
     second = await engine.async_submit(LOCK_ID, "unlock", source="test", await_publish=False)
-    await asyncio.sleep(0.1)
+    await wait_for(lambda: (second.command_id, "published") in seen)
+    await settle(hass, 0.1)
     assert (first.status, first.error_code) == (CommandStatus.FAILED, "superseded")
     # The first one's PUBACK may come in before the second exists, or not.
     before = [status for command_id, status in seen if command_id == first.command_id]

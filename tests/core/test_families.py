@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 import json
 
 import pytest
@@ -314,8 +315,6 @@ def test_topic_filters_wildcard_ids_and_fill_settings() -> None:
 def test_configured_as_compares_everything_but_the_ha_device_id() -> None:
     """A setup keeps a running device whose configuration is unchanged: the HA device id it
     was given meanwhile does not count; any configured field does."""
-    from dataclasses import replace
-
     running = replace(device(SHELLY_GEN2, 2, prefix="shelly-1"), device_id="ha-device-1")
     assert running.configured_as(device(SHELLY_GEN2, 2, prefix="shelly-1"))
     assert not running.configured_as(device(SHELLY_GEN2, 2, prefix="shelly-2"))
