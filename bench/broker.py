@@ -14,10 +14,6 @@ __all__ = ["Broker", "find_mosquitto", "free_port", "pin", "publish_retained"]
 
 NODELAY = "set_tcp_nodelay true\n"
 """The one broker setting the README recommends (Nagle off on every client connection)."""
-DEEP_QUEUES = "max_queued_messages 100000\n"
-"""Startup only: the retained states of thousands of devices arrive at once on one subscription,
-more than mosquitto's default queue of 1,000 QoS 1 messages per client holds (see
-docs/performance.md, row 5)."""
 
 
 def pin(pid: int, cpus: set[int] | None) -> None:
@@ -29,8 +25,7 @@ def pin(pid: int, cpus: set[int] | None) -> None:
 class Broker(Mosquitto):
     """mosquitto without persistence; stock settings unless told, optionally pinned to CPUs.
 
-    ``nodelay``: ``set_tcp_nodelay true``. ``deep_queues``: ``max_queued_messages 100000``.
-    Everything else is mosquitto's default configuration.
+    ``nodelay``: ``set_tcp_nodelay true``; everything else is mosquitto's default configuration.
     """
 
     def __init__(
@@ -39,14 +34,12 @@ class Broker(Mosquitto):
         cpus: set[int] | None = None,
         *,
         nodelay: bool = False,
-        deep_queues: bool = False,
     ) -> None:
         """Prepare a broker in ``workdir``; ``cpus`` pins it."""
         workdir.mkdir(parents=True, exist_ok=True)
         self.cpus = cpus
         self.pid: int | None = None
-        extra = (NODELAY if nodelay else "") + (DEEP_QUEUES if deep_queues else "")
-        super().__init__(workdir, extra_config=extra)
+        super().__init__(workdir, extra_config=NODELAY if nodelay else "")
 
     def _started(self, pid: int) -> None:
         self.pid = pid

@@ -37,12 +37,12 @@ JSON to `bench/results/latest.json` and regenerates this page and README's table
 `tests/test_bench_smoke.py` runs the machinery at tiny sizes so that it cannot rot.
 
 - **Network settings.** The headline runs on a *stock* stack: mosquitto's default configuration
-  (only a listener; `max_queued_messages` raised for the startup brokers alone, row 5), paho's
-  sockets as HA's MQTT client and the simulated devices open them (Nagle's algorithm on), no
-  socket option touched anywhere, Home Assistant not pinned to a CPU. Further Home Assistant
-  instances repeat rows 1-2 with Nagle turned off step by step (the network table): the broker
-  (`set_tcp_nodelay true`), then also the devices, then also HA's own MQTT socket (with HA
-  pinned to one core: the benchmark's earlier "tuned" world).
+  (only a listener, for row 5's brokers too), paho's sockets as HA's MQTT client and the
+  simulated devices open them (Nagle's algorithm on), no socket option touched anywhere, Home
+  Assistant not pinned to a CPU. Further Home Assistant instances repeat rows 1-2 with Nagle
+  turned off step by step (the network table): the broker (`set_tcp_nodelay true`), then also
+  the devices, then also HA's own MQTT socket (with HA pinned to one core: the benchmark's
+  earlier "tuned" world).
 - **CPUs.** 2 cores, shared with other developers' test runs while this ran: the load average
   at start and end is in the JSON and above, and the numbers carry that noise. Only the
   throughput row pins Home Assistant (every thread of its process) to CPU 0 and the broker and

@@ -167,7 +167,7 @@ def run_startup(
     }
     try:
         for name, devices in variants.items():
-            broker = Broker(workdir / f"broker-{name}", deep_queues=True)
+            broker = Broker(workdir / f"broker-{name}")
             broker.start()
             brokers.append(broker)
             if devices:

@@ -25,6 +25,7 @@ from custom_components.iotee.const import (
     SUBENTRY_DEVICE,
 )
 from custom_components.iotee.engine import CommandEngine
+from custom_components.iotee.engine.subscriptions import SUBSCRIBE_QOS
 from simulator import Behaviour, SimulatedDevice
 from simulator.broker import Mosquitto
 
@@ -100,7 +101,7 @@ async def engine_subscribed(hass: HomeAssistant, entry: MockConfigEntry) -> None
     from .conftest import subscribed
 
     for topic_filter in engine_of(entry).subscription_filters:
-        await subscribed(hass, topic_filter, qos=1)
+        await subscribed(hass, topic_filter, qos=SUBSCRIBE_QOS)
 
 
 async def setup_api_hub(hass: HomeAssistant, **options: Any) -> MockConfigEntry:

@@ -21,6 +21,17 @@ from custom_components.iotee.core.model import CommandRecord, utcnow
 
 _LOGGER = logging.getLogger(__name__)
 
+SUBSCRIBE_QOS = 0
+"""The QoS of IoTee's subscriptions (what the broker delivers to HA at most).
+
+QoS 1 would buy nothing and lose messages: HA's MQTT client starts a clean session on every
+connection, so the broker keeps nothing for it across a reconnect, and within a connection TCP
+already delivers every message in order. A broker holds only so many unacknowledged QoS 1
+messages per client - mosquitto by default 20 in flight and 1,000 queued - and drops the rest:
+the retained states of more than about 1,020 topics, which arrive all at once when IoTee
+subscribes (a home of a few hundred devices), were mostly lost at every start. QoS 0 messages
+to a connected client are not limited, and HA does not have to acknowledge each one."""
+
 SUBSCRIBE_WAIT = 5.0
 """At most this many seconds a command waits for the subscriptions to be restored after HA's
 MQTT client (re)connected; then it is published anyway."""
@@ -58,7 +69,9 @@ class Subscriptions:
         self.subscribed.clear()
         for topic_filter in new:
             self._unsubscribes.append(
-                await mqtt.async_subscribe(self.hass, topic_filter, self._on_message, qos=1)
+                await mqtt.async_subscribe(
+                    self.hass, topic_filter, self._on_message, qos=SUBSCRIBE_QOS
+                )
             )
         self._watch()
 
@@ -89,7 +102,7 @@ class Subscriptions:
 
         self._watchers = [
             mqtt.async_on_subscribe_done(
-                self.hass, topic_filter, 1, partial(acknowledged, topic_filter)
+                self.hass, topic_filter, SUBSCRIBE_QOS, partial(acknowledged, topic_filter)
             )
             for topic_filter in self.filters
         ]
