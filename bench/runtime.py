@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import functools
 import itertools
 import json
+import os
 from pathlib import Path
 import socket
 import sys
@@ -304,6 +305,23 @@ class ResultWaiter:
         return future
 
 
+def threads_cpu() -> dict[str, float]:
+    """Return the CPU seconds this process's threads have used, summed by thread name (the
+    digits of a pool's thread numbers dropped: ``iotee_store``, ``MainThread``...)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/stat", encoding="ascii") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/self/task/{task}/comm", encoding="utf-8") as comm:
+                name = comm.read().strip().rstrip("0123456789").rstrip("_-") or "?"
+        except OSError:  # the thread ended meanwhile
+            continue
+        used[name] = used.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
 async def _closed_loop(
     workers: int, per_worker: int, one: Callable[[int, int], Awaitable[None]]
 ) -> tuple[float, float]:
@@ -395,13 +413,18 @@ async def measure_throughput(
         "iotee": tracked_drained,
     }
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
+    threads: dict[str, dict[str, float]] = {name: {} for name in sides}
     # Warm-up, then every side in turn, twice.
     await _closed_loop(workers, max(1, per_worker // 10), bare)
     await tracked_drained()
     for _ in range(2):
         for name, side in sides.items():
             side_now[0] = name
+            before = threads_cpu()
             runs[name].append(await side())
+            for thread, used in threads_cpu().items():
+                spent = used - before.get(thread, 0.0)
+                threads[name][thread] = threads[name].get(thread, 0.0) + spent
     commands = workers * per_worker * 2
     out: dict[str, Any] = {"concurrency": workers, "commands_per_run": workers * per_worker}
     for name, measured in runs.items():
@@ -411,6 +434,11 @@ async def measure_throughput(
             "per_s": commands / wall,
             "runs_per_s": [workers * per_worker / run[0] for run in measured],
             "ha_cpu_share": cpu / wall,
+            "cpu_ms_per_command_by_thread": {
+                thread: round(used * 1000 / commands, 4)
+                for thread, used in sorted(threads[name].items(), key=lambda item: -item[1])
+                if used > 0
+            },
         }
     for name, counts in statuses.items():
         if name in out:  # not the warm-up
