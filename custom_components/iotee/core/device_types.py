@@ -246,10 +246,22 @@ def topic_filter(template: str, values: Mapping[str, object]) -> str:
 
     Levels holding one of ``WILDCARD_PLACEHOLDERS`` become ``+``; the others are filled in.
     """
+    constant = _constant_filter(template)
+    if constant is not None:  # a built-in type's topic: the same filter for every device
+        return constant
     return "/".join(
         level if filled is None else filled.format(**values)
         for level, filled in _filter_levels(template)
     )
+
+
+@functools.cache
+def _constant_filter(template: str) -> str | None:
+    """Return the filter of a template with no level to fill in (None if it has one)."""
+    levels = _filter_levels(template)
+    if any(filled is not None for _, filled in levels):
+        return None
+    return "/".join(level for level, _ in levels)
 
 
 @functools.cache
