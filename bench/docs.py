@@ -120,31 +120,65 @@ releasing an older small segment (unacknowledged for more than 5 ms), in one cap
 Three places, in order of what they cost a caller:
 
 1. **HA's own MQTT connection** (paho leaves Nagle on, HA does not set `TCP_NODELAY`): HA
-   acknowledges every QoS 1 message it receives (a device's state, a confirmation) with a
-   PUBACK; a PUBLISH it sends in the following ~40 ms waits for the broker's delayed ACK of that
-   PUBACK. A QoS 1 publish - `mqtt.publish` with `qos: 1`, IoTee's command - is only done once
-   the broker's PUBACK is back, so the caller waits the whole hold. A QoS 0 publish returns as
-   soon as it is handed to the socket, so its latency does not show the hold (the device still
-   gets the command up to 40 ms late). In bursts the next command almost always follows the
-   device's answer to the previous one, which is why turning Nagle off on the broker and the
-   devices but not on HA's socket makes bursts *worse* (the network table).
+   acknowledges every QoS 1 message it receives with a PUBACK; a PUBLISH it sends in the
+   following ~40 ms waits for the broker's delayed ACK of that PUBACK. IoTee's subscriptions
+   were QoS 1, so every device state and confirmation was such a message; they are QoS 0 now
+   (below), and the capture above no longer finds these holds. A QoS 1 publish - `mqtt.publish`
+   with `qos: 1`, IoTee's command - is only done once the broker's PUBACK is back, so the caller
+   waits the whole hold. A QoS 0 publish returns as soon as it is handed to the socket, so its
+   latency does not show the hold (the device still gets the command up to 40 ms late). While
+   IoTee subscribed at QoS 1, the next command of a burst almost always followed the device's
+   answer to the previous one, which is why turning Nagle off on the broker and the devices but
+   not on HA's socket made bursts *worse*.
 2. **The devices' connections**: a device receiving a QoS 1 command sends its PUBACK, then its
    answer (ACK, state, SUCCESS); the answer waits for the broker's delayed ACK of the PUBACK. That
-   is the second 40 ms of every confirmed round trip, and it also puts the device's answer
-   right into the 40 ms window of point 1 for the next request.
+   is the second 40 ms of every confirmed round trip (with QoS 1 subscriptions it also put the
+   device's answer right into the 40 ms window of point 1 for the next request).
 3. **The broker's connections** (mosquitto's `set_tcp_nodelay` is off by default): a PUBACK or
    forwarded message behind the broker's previous small segment to the same client. These
    disappear with `set_tcp_nodelay true` (the broker rows of the capture table); with the
    clients' own holds still in place that changes little in the latency rows.
 
 What a user's broker setting can and cannot do is in the network table: `set_tcp_nodelay true`
-removes only the broker's own holds; the holds on HA's socket and on the devices' sockets are
-the clients'. Only the last column - Nagle off on HA's MQTT socket as well - removes the stall
-for HA's QoS 1 publishes and IoTee's sends alike, and HA does not offer that setting (a change
-for HA's MQTT client, which already sets `SO_RCVBUF` on the same socket when it opens it;
-IoTee must not reach into HA's client). EMQX 5 turns Nagle off on its listeners by default
-(`listeners.tcp.<name>.tcp_options.nodelay`, default `true` in its configuration schema);
-NanoMQ's listener documentation lists no such option.
+removes the broker's own holds; the holds on the devices' sockets are the devices'. With IoTee
+subscribing at QoS 0, devices that send with Nagle off as well remove the rest (the third
+column). With QoS 1 subscriptions only the last column - Nagle off on HA's MQTT socket as well,
+a setting HA does not offer (a change for HA's MQTT client, which already sets `SO_RCVBUF` on
+the same socket when it opens it; IoTee must not reach into HA's client) - removed the stall,
+and a QoS 1 subscription of another integration still brings point 1 back for HA's publishes.
+EMQX 5 turns Nagle off on its listeners by default (`listeners.tcp.<name>.tcp_options.nodelay`,
+default `true` in its configuration schema); NanoMQ's listener documentation lists no such
+option.
+
+## What IoTee changed: subscriptions at QoS 0
+
+IoTee subscribed to what devices report at QoS 1. That bought nothing: HA's MQTT client starts a
+clean session on every connection, so the broker keeps nothing for it across a reconnect, and
+within a connection TCP delivers every message. It cost three things. **States were lost**: a
+broker holds only so many unacknowledged QoS 1 messages per client (mosquitto by default 20 in
+flight and 1,000 queued, `max_queued_messages`) and drops the rest, and when IoTee subscribes
+the retained availability and state of every device arrive at once. On a default mosquitto a
+home of 600 locks (1,200 retained topics) got 440 of its locks' states at start
+(`tests/test_retained_states.py`, which now passes with all 600); a plain paho client
+subscribing to 15,000 retained topics got 1,020 at QoS 1 and all of them at QoS 0. Row 5 had
+to raise `max_queued_messages` for its brokers; it runs on stock brokers now. **HA acknowledged
+every device message** (a PUBACK packet built and written for each), and **those PUBACKs held
+HA's next publishes** (point 1 above). IoTee subscribes at QoS 0 now, and the benchmark's bare
+side waits for the device's answer at QoS 0 too (HA's default for a subscription).
+
+Measured on the same machine, reduced stock runs of the commit before (in a git worktree, 14:03)
+and of the change (14:00 and 14:07; `scripts/bench --only stock --rows 10000 --queue-devices
+10`), p50 / p99: HA's own QoS 1 publish 50 ms apart 3.28 / 44.4 ms before, 3.19 / 12.1 and 3.06
+/ 9.23 ms after (70 of 200 requests over 10 ms before, 6 and 1 after); the WLTE confirmed round
+trip 50 ms apart 77.1 / 93.0 ms before, 49.4 / 64.4 and 49.8 / 61.6 ms after (one hold of 40 ms
+less); in bursts it stays at 88 ms (the devices' holds). IoTee's sends in bursts got slower,
+p50 2.10 ms before, 2.40 and 2.54 ms after with an API key (HA's QoS 0 publish 1.27-1.32 ms in
+each run): the PUBACKs and the devices' answers no longer wait 40 ms behind a hold, so the
+tracking of the command just sent (published, acknowledged, completed) now lands while the next
+request of the burst is being handled; the work is the same, it moved into the burst. Startup
+(`scripts/bench --only startup --repeats 2`, 14:12 after and 14:24 before): every state in
+after 12.4 s on a stock broker against 14.0 s before with the raised queue (hub without
+devices 2.80 and 2.66 s); without the raised queue the commit before never got every state.
 
 ## What IoTee changed: the send answers once stored
 
@@ -188,8 +222,10 @@ the answer - superseding an open command, HA's MQTT client not connected, the de
 offline - so those still answer `failed` at once; "stored before published" stays. What moves
 to the record, the `iotee_command_status` event and the entity is only a publish that fails
 after it was handed to HA's client (the connection dropping meanwhile). The WLTE API waits for
-the device anyway, so its 503 and its answer are unchanged - and it keeps holds 1 and 2, which
-no IoTee change removes (its target, bare QoS 1 + 2 ms, is out of reach on a stock stack).
+the device anyway, so its 503 and its answer are unchanged - and it keeps the devices' hold 2
+(hold 1 went with the QoS 0 subscriptions), which no IoTee change removes: its target, bare
+QoS 1 + 2 ms, is out of reach on a stock stack, and met once broker and devices turn Nagle off
+(the network table).
 
 ## Tracking cost (row 3)
 
