@@ -224,8 +224,9 @@ to the record, the `iotee_command_status` event and the entity is only a publish
 after it was handed to HA's client (the connection dropping meanwhile). The WLTE API waits for
 the device anyway, so its 503 and its answer are unchanged - and it keeps the devices' hold 2
 (hold 1 went with the QoS 0 subscriptions), which no IoTee change removes: its target, bare
-QoS 1 + 2 ms, is out of reach on a stock stack, and met once broker and devices turn Nagle off
-(the network table).
+QoS 1 + 2 ms, is out of reach on a stock stack; with Nagle off on the broker and the devices
+the round trip in bursts took 4.26 ms p50 against HA's QoS 1 publish's 1.59 ms (capture run of
+14:27).
 
 ## Tracking cost (row 3)
 
