@@ -9,7 +9,11 @@ from unittest.mock import patch
 
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import entity_registry as er, issue_registry as ir
+from homeassistant.helpers import (
+    device_registry as dr,
+    entity_registry as er,
+    issue_registry as ir,
+)
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -17,7 +21,7 @@ from custom_components.iotee import entity
 from custom_components.iotee.const import DOMAIN
 from custom_components.iotee.entity_limit import ISSUE_ENTITY_LIMIT
 
-from .helpers import setup_hub
+from .helpers import device, setup_hub
 
 
 async def test_platform_setup_lets_the_loop_run_after_every_batch(hass: HomeAssistant) -> None:
@@ -51,6 +55,39 @@ async def test_platform_setup_lets_the_loop_run_after_every_batch(hass: HomeAssi
     assert added == list(runtime.devices)
     assert [count for count in seen if count] == [100, 200]
     assert Platform.SWITCH in runtime.adders
+
+
+async def test_hub_setup_lets_the_loop_run_between_batches_of_devices(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry
+) -> None:
+    """250 devices registered in batches of 100: other work runs while the hub's setup is
+    between them (it sees 100 and 200 registered), and every device ends up registered once."""
+    registry = dr.async_get(hass)
+
+    def registered() -> int:
+        return sum(
+            1
+            for device in registry.devices
+            if any(domain == DOMAIN for domain, _ in device.identifiers)
+        )
+
+    seen: list[int] = []
+    stop = asyncio.Event()
+
+    async def probe() -> None:
+        while not stop.is_set():
+            seen.append(registered())
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(probe())
+    entry = await setup_hub(
+        hass, devices=tuple(device(f"LOCK{n:04d}", "iotee_device") for n in range(250))
+    )
+    stop.set()
+    await watcher
+    assert {100, 200} <= set(seen)
+    assert len(dr.async_entries_for_config_entry(registry, entry.entry_id)) == 250
+    assert len(entry.runtime_data.devices) == 250
 
 
 async def test_entity_limit_is_a_repair_issue_naming_the_devices(

@@ -8,6 +8,8 @@ device and entities; its open commands stay tracked until they end.
 
 from __future__ import annotations
 
+import asyncio
+
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
@@ -18,6 +20,10 @@ from .core.device_settings import device_config
 from .runtime import IoteeConfigEntry
 
 MANUFACTURER = "IoTee"
+
+SYNC_BATCH = 100
+"""Devices brought in line before the event loop runs again: the setup of a large home (5,000
+devices, each looked up in the device registry) is a stall per batch, not one for all of them."""
 
 
 def device_config_from_subentry(subentry: ConfigSubentry) -> DeviceConfig:
@@ -35,7 +41,16 @@ def device_configs(entry: IoteeConfigEntry) -> dict[str, DeviceConfig]:
 
 
 async def async_sync_devices(hass: HomeAssistant, entry: IoteeConfigEntry) -> None:
-    """Bring the engine, registry and entities in line with the configured devices."""
+    """Bring the engine, registry and entities in line with the configured devices.
+
+    One sync at a time: a change made while one runs (it lets the loop run between batches of
+    devices) is applied by the next, which waits for it.
+    """
+    async with entry.runtime_data.sync_lock:
+        await _async_sync_devices(hass, entry)
+
+
+async def _async_sync_devices(hass: HomeAssistant, entry: IoteeConfigEntry) -> None:
     runtime = entry.runtime_data
     engine = runtime.engine
     wanted = device_configs(entry)
@@ -48,7 +63,9 @@ async def async_sync_devices(hass: HomeAssistant, entry: IoteeConfigEntry) -> No
         engine.remove_device(hardware_id)  # removed while the hub was not loaded
 
     device_registry = dr.async_get(hass)
-    for subentry_id, config in wanted.items():
+    for done, (subentry_id, config) in enumerate(wanted.items()):
+        if done and done % SYNC_BATCH == 0:
+            await asyncio.sleep(0)
         current = runtime.devices.get(subentry_id)
         if current is not None and current.configured_as(config):
             continue

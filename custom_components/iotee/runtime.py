@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,6 +29,8 @@ class IoteeRuntime:
     """Per platform: add that platform's entities of one device (subentry id, config)."""
     entities: dict[str, list[Entity]] = field(default_factory=dict)
     """The entities of each device, by config subentry id."""
+    sync_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held while the devices are brought in line with the subentries (``device_sync``)."""
 
 
 type IoteeConfigEntry = ConfigEntry[IoteeRuntime]
