@@ -282,6 +282,17 @@ stays missed on the tuned stack; on the stock stack IoTee confirms 0.88-0.89x ba
 profile on the slower machine (`scripts/bench --only tuned --commands 2000 --profile DIR`,
 11:39) splits the same way.
 
+Row 3 now also splits HA's CPU by thread (`cpu_ms_per_command_by_thread` in the raw result, read
+from `/proc`). In the tuned run of 2026-12-02 14:16, with IoTee subscribing at QoS 0: the bare
+side 0.45 ms per confirmed command, all of it the event loop's thread; IoTee 1.19 ms, of which
+1.03 ms on the event loop and 0.17 ms on IoTee's store thread. A profile of that state
+(`--commands 2000 --profile`, 14:18; 5.05 s of the event loop against the bare side's 2.23 s)
+puts the four entity state writes per command at 11 % of the loop, HA's publish at 9 %, the
+record's insert and its row building at 7 %, the matcher and the device's report at 6 %, and
+the loop's `socket.recv` at 11 % (0.04 s on the bare side): on one core the loop waits there for
+the GIL while the store thread writes. Every piece is one the product promises, so the target
+stays missed.
+
 ## Startup of a large home (row 5)
 
 **Home Assistant 2026.10 adds at most 10,000 enabled entities per config entry**
@@ -347,6 +358,22 @@ This is also why a profile names allocation sites of IoTee's (building a device'
 adding a listener) with 0.3-0.4 s that take 20-60 ms for 5,000 devices in a process of their
 own. Home Assistant does not tune or freeze the collector, and an integration must not do it
 for the whole process; what IoTee can do is allocate little per device and per message.
+
+**Since the QoS 0 subscriptions** (above) row 5's brokers run mosquitto's default configuration;
+before, they needed `max_queued_messages` raised, or most states never came. With the
+subscriptions at QoS 0, HA sends no PUBACK for the 15,000 retained messages: 14.0 s before
+(raised queue) and 12.4 s after (stock broker) until every state is in, in runs of 14:24 and
+14:12 (`scripts/bench --only startup --repeats 2`). Since then each built-in type's topic
+filters are computed once for all its devices, and the hub's setup brings its devices in line
+100 at a time, letting the loop run in between: 11.2 s at 14:40 (hub without devices 2.47 s),
+IoTee's setup 3.55 s. The four longest stalls of each boot (400-495 ms) are the four full
+collections of the garbage collector (1.5-1.6 s in all per boot), inside whichever callback
+allocated last. Of the 8.7 s above the hub without devices, about 4.7 s come after HA is
+running: HA's MQTT client reading the 15,000 retained messages and matching each against all 81
+wildcard subscriptions of the instance (74 of them not IoTee's). In the startup profile of 13:45
+that matching took 6.1 of 21.5 s profiled (28 %), IoTee's own handling of the messages 1.1 s,
+HA's entity platform adding the 10,000 entities about 6 s with IoTee's part in it. The target
+(baseline + 5 s) stays missed by about 3.7 s, most of it HA's per-message and per-entity cost.
 
 ## Fixed earlier
 
