@@ -298,3 +298,26 @@ async def test_command_sent_as_the_client_reconnects_is_confirmed(
     await hass.async_add_executor_job(device.close)
     assert final.status is CommandStatus.COMPLETED, final
     assert device.commands == [(1, {"id": record.command_id, "action": "ON"})]
+
+
+async def test_gate_reopens_when_another_subscriber_raised_a_filters_qos(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry, mosquitto: Mosquitto
+) -> None:
+    """Another integration subscribes to one of IoTee's filters at QoS 1, so HA restores that
+    filter at QoS 1 after a reconnect (once, at the highest QoS asked): IoTee still sees its
+    subscriptions restored and opens the gate for commands, without waiting for a timeout."""
+    entry = await setup_hub(hass)
+    await engine_subscribed(hass, entry)
+    engine = engine_of(entry)
+    result_filter = "wlte/+/relay/+/result"
+    assert result_filter in engine.subscription_filters
+    other = await mqtt.async_subscribe(hass, result_filter, lambda _: None, qos=1)
+    await subscribed(hass, result_filter, qos=1)
+    with patch("homeassistant.components.mqtt.client.RECONNECT_INTERVAL_SECONDS", 0.2):
+        await hass.async_add_executor_job(mosquitto.stop)
+        await wait_for(lambda: not mqtt.is_connected(hass))
+        assert not engine._subscribed.is_set()
+        await hass.async_add_executor_job(mosquitto.start)
+        await wait_for(lambda: mqtt.is_connected(hass), timeout=30)
+        await wait_for(engine._subscribed.is_set, timeout=20)
+    other()

@@ -32,6 +32,9 @@ the retained states of more than about 1,020 topics, which arrive all at once wh
 subscribes (a home of a few hundred devices), were mostly lost at every start. QoS 0 messages
 to a connected client are not limited, and HA does not have to acknowledge each one."""
 
+_ANY_QOS = (SUBSCRIBE_QOS, 1, 2)
+"""The QoS levels at which HA may report one of IoTee's filters subscribed."""
+
 SUBSCRIBE_WAIT = 5.0
 """At most this many seconds a command waits for the subscriptions to be restored after HA's
 MQTT client (re)connected; then it is published anyway."""
@@ -100,11 +103,15 @@ class Subscriptions:
                 self._cancel_watchers()
                 self.subscribed.set()
 
+        # HA subscribes a filter once, at the highest QoS any of its subscribers asked for, and
+        # reports it at that QoS: another integration's QoS 1 subscription to one of IoTee's
+        # filters must not keep the gate closed until ``SUBSCRIBE_WAIT``.
         self._watchers = [
             mqtt.async_on_subscribe_done(
-                self.hass, topic_filter, SUBSCRIBE_QOS, partial(acknowledged, topic_filter)
+                self.hass, topic_filter, qos, partial(acknowledged, topic_filter)
             )
             for topic_filter in self.filters
+            for qos in _ANY_QOS
         ]
         if not remaining:
             self.subscribed.set()
@@ -123,7 +130,7 @@ class Subscriptions:
                 await self.subscribed.wait()
         except TimeoutError:
             # Stop holding commands until the next reconnect: an acknowledgement that never
-            # comes (another integration's QoS on the same filter, say) must not slow them all.
+            # comes (a subscription the broker refused, say) must not slow them all.
             _LOGGER.debug(
                 "Subscriptions not acknowledged after %.1f s; publishing %s anyway",
                 limit,
