@@ -171,14 +171,15 @@ and of the change (14:00 and 14:07; `scripts/bench --only stock --rows 10000 --q
 10`), p50 / p99: HA's own QoS 1 publish 50 ms apart 3.28 / 44.4 ms before, 3.19 / 12.1 and 3.06
 / 9.23 ms after (70 of 200 requests over 10 ms before, 6 and 1 after); the WLTE confirmed round
 trip 50 ms apart 77.1 / 93.0 ms before, 49.4 / 64.4 and 49.8 / 61.6 ms after (one hold of 40 ms
-less); in bursts it stays at 88 ms (the devices' holds). IoTee's sends in bursts got slower,
-p50 2.10 ms before, 2.40 and 2.54 ms after with an API key (HA's QoS 0 publish 1.27-1.32 ms in
-each run): the PUBACKs and the devices' answers no longer wait 40 ms behind a hold, so the
-tracking of the command just sent (published, acknowledged, completed) now lands while the next
-request of the burst is being handled; the work is the same, it moved into the burst. Startup
-(`scripts/bench --only startup --repeats 2`, 14:12 after and 14:24 before): every state in
-after 12.4 s on a stock broker against 14.0 s before with the raised queue (hub without
-devices 2.80 and 2.66 s); without the raised queue the commit before never got every state.
+less); in bursts it stays at 88 ms (the devices' holds). IoTee's sends in bursts got slower, p50
+2.10 ms before, 2.40 and 2.54 ms after with an API key (HA's QoS 0 publish 1.27-1.32 ms in each
+run). The likely reason, not measured apart: the PUBACKs and the devices' answers no longer wait
+40 ms behind a hold, so the tracking of the command just sent (published, acknowledged,
+completed) now lands while the next request of the burst is being handled. Startup
+(`scripts/bench --only startup --repeats 2`, 14:12 after and 14:24 before): every state in after
+12.4 s on a stock broker against 14.0 s before with the raised queue (hub without devices 2.80
+and 2.66 s). The commit before was not run on a stock broker here: by the test and the paho
+count above it would have lost most of the 15,000 states.
 
 ## What IoTee changed: the send answers once stored
 
@@ -366,14 +367,15 @@ subscriptions at QoS 0, HA sends no PUBACK for the 15,000 retained messages: 14.
 14:12 (`scripts/bench --only startup --repeats 2`). Since then each built-in type's topic
 filters are computed once for all its devices, and the hub's setup brings its devices in line
 100 at a time, letting the loop run in between: 11.2 s at 14:40 (hub without devices 2.47 s),
-IoTee's setup 3.55 s. The four longest stalls of each boot (400-495 ms) are the four full
-collections of the garbage collector (1.5-1.6 s in all per boot), inside whichever callback
-allocated last. Of the 8.7 s above the hub without devices, about 4.7 s come after HA is
-running: HA's MQTT client reading the 15,000 retained messages and matching each against all 81
-wildcard subscriptions of the instance (74 of them not IoTee's). In the startup profile of 13:45
-that matching took 6.1 of 21.5 s profiled (28 %), IoTee's own handling of the messages 1.1 s,
-HA's entity platform adding the 10,000 entities about 6 s with IoTee's part in it. The target
-(baseline + 5 s) stays missed by about 3.7 s, most of it HA's per-message and per-entity cost.
+IoTee's setup 3.55 s. The four longest stalls of each boot (400-495 ms) match the four full
+collections of the garbage collector (1.5-1.6 s in all per boot, about 0.4 s each), which run
+inside whichever callback allocated last. Of the 8.7 s above the hub without devices, about 4.7
+s come after HA is running: HA's MQTT client reading the 15,000 retained messages and matching
+each against all 81 wildcard subscriptions of the instance (74 of them not IoTee's). In the
+startup profile of 13:45 that matching took 6.1 of 21.5 s profiled (28 %), IoTee's own handling
+of the messages 1.1 s, HA's entity platform adding the 10,000 entities about 6 s with IoTee's
+part in it. The target (baseline + 5 s) stays missed by about 3.7 s, most of it HA's per-message
+and per-entity cost.
 
 ## Fixed earlier
 
