@@ -32,10 +32,15 @@ async def test_every_retained_state_of_a_large_home_is_taken_in(
     hass: HomeAssistant, mqtt_entry: MockConfigEntry, peer: PahoPeer
 ) -> None:
     """Every lock's retained availability and state is on its entity after the hub starts."""
-    for index in range(LOCKS):
-        hardware_id = _lock_id(index)
-        peer.publish(f"iotee/dev/{hardware_id}/status", "online", retain=True)
-        peer.publish(f"iotee/dev/{hardware_id}/rls/state", str(index % 2), retain=True)
+
+    def publish_retained() -> None:
+        for index in range(LOCKS):
+            hardware_id = _lock_id(index)
+            peer.publish(f"iotee/dev/{hardware_id}/status", "online", retain=True)
+            peer.publish(f"iotee/dev/{hardware_id}/rls/state", str(index % 2), retain=True)
+
+    # Off the event loop: each publish waits for the broker's acknowledgement.
+    await hass.async_add_executor_job(publish_retained)
 
     entry = await setup_hub(
         hass, devices=tuple(device(_lock_id(index), "iotee_device") for index in range(LOCKS))
