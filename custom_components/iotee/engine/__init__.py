@@ -55,13 +55,8 @@ from custom_components.iotee.core.store import AsyncCommandStore
 from custom_components.iotee.core.zigbee2mqtt import BridgeDevice
 
 from .delivery import Delivery
-from .devices import (
-    DeviceBook,
-    DeviceListener,
-    DiscoveryListener,
-    add_keyed_listener,
-    add_listener,
-)
+from .devices import DeviceBook, DeviceListener, DiscoveryListener
+from .listeners import KeyedListeners, Listeners
 from .persistence import ISSUE_STORE_WRITE_FAILED, STORE_RETRY_INTERVAL, StoreKeeper
 from .subscriptions import SUBSCRIBE_WAIT, Subscriptions
 from .tasks import keep_until_done
@@ -146,9 +141,9 @@ class CommandEngine:
             changed=self._changed,
             persist=self._keeper.persist,
         )
-        self._command_listeners: list[CommandListener] = []
-        self._target_listeners: dict[tuple[str, str], list[CommandListener]] = {}
-        self._removal_listeners: list[RemovalListener] = []
+        self._command_listeners: Listeners[CommandListener] = Listeners()
+        self._target_listeners: KeyedListeners[tuple[str, str], CommandListener] = KeyedListeners()
+        self._removal_listeners: Listeners[RemovalListener] = Listeners()
         self._last: dict[tuple[str, str], CommandRecord] = {}
         """The newest command of each target (what the entities show as ``last_command_*``)."""
 
@@ -218,8 +213,8 @@ class CommandEngine:
         not by asking every entity of every device).
         """
         if target is None:
-            return add_listener(self._command_listeners, listener)
-        return add_keyed_listener(self._target_listeners, target, listener)
+            return self._command_listeners.add(listener)
+        return self._target_listeners.add(target, listener)
 
     @callback
     def add_device_listener(
@@ -234,20 +229,20 @@ class CommandEngine:
     @callback
     def add_connection_listener(self, listener: Callable[[bool], None]) -> CALLBACK_TYPE:
         """Call ``listener(connected)`` when HA's MQTT connection goes up or down."""
-        return add_listener(self._subscriptions.connection_listeners, listener)
+        return self._subscriptions.connection_listeners.add(listener)
 
     @callback
     def add_discovery_listener(self, listener: DiscoveryListener) -> CALLBACK_TYPE:
         """Call ``listener(device_type, mqtt_id)`` when an unconfigured device says online."""
-        return add_listener(self._book.discovery_listeners, listener)
+        return self._book.discovery_listeners.add(listener)
 
     @callback
     def add_removal_listener(self, listener: RemovalListener) -> CALLBACK_TYPE:
         """Call ``listener(removal)`` once commands were deleted or purged, by whichever door."""
-        return add_listener(self._removal_listeners, listener)
+        return self._removal_listeners.add(listener)
 
     def _removed(self, removal: Removal) -> None:
-        for listener in list(self._removal_listeners):
+        for listener in self._removal_listeners.snapshot():
             listener(removal)
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -531,9 +526,9 @@ class CommandEngine:
     def _notify(self, record: CommandRecord, old: CommandStatus | None) -> None:
         if old is None:
             self._last[record.target] = record
-        for listener in list(self._command_listeners):
+        for listener in self._command_listeners.snapshot():
             listener(record, old)
-        for listener in list(self._target_listeners.get(record.target, ())):
+        for listener in self._target_listeners.snapshot(record.target):
             listener(record, old)
 
     # ---- incoming messages ---------------------------------------------------------------

@@ -30,6 +30,8 @@ from custom_components.iotee.core.zigbee2mqtt import (
     parse_bridge_devices,
 )
 
+from .listeners import KeyedListeners, Listeners
+
 _LOGGER = logging.getLogger(__name__)
 
 type DeviceListener = Callable[[DeviceConfig, DeviceState], None]
@@ -43,25 +45,6 @@ class StateTopic:
     hardware_id: str
     kind: str  # "availability", "lock", "relay"
     relay: int | None = None
-
-
-def add_listener[L](listeners: list[L], listener: L) -> CALLBACK_TYPE:
-    """Append ``listener``; return what removes it."""
-    listeners.append(listener)
-    return lambda: listeners.remove(listener)
-
-
-def add_keyed_listener[K, L](by_key: dict[K, list[L]], key: K, listener: L) -> CALLBACK_TYPE:
-    """Add ``listener`` under ``key``; return what removes it (and the key once it has none)."""
-    listeners = by_key.setdefault(key, [])
-    listeners.append(listener)
-
-    def remove() -> None:
-        listeners.remove(listener)
-        if not listeners and by_key.get(key) is listeners:
-            del by_key[key]
-
-    return remove
 
 
 def _filters(config: DeviceConfig) -> dict[str, None]:
@@ -106,9 +89,9 @@ class DeviceBook:
         """The subscription filters each device needs, by hardware id (built once)."""
         self._by_device_id: dict[str, str] = {}
         """Hardware ids by HA device registry id."""
-        self._device_listeners: list[DeviceListener] = []
-        self._hardware_listeners: dict[str, list[DeviceListener]] = {}
-        self.discovery_listeners: list[DiscoveryListener] = []
+        self._device_listeners: Listeners[DeviceListener] = Listeners()
+        self._hardware_listeners: KeyedListeners[str, DeviceListener] = KeyedListeners()
+        self.discovery_listeners: Listeners[DiscoveryListener] = Listeners()
 
     # ---- configuration -------------------------------------------------------------------
 
@@ -208,15 +191,15 @@ class DeviceBook:
     ) -> CALLBACK_TYPE:
         """Call ``listener(config, state)`` when a device (``hardware_id``, or any) reports."""
         if hardware_id is None:
-            return add_listener(self._device_listeners, listener)
-        return add_keyed_listener(self._hardware_listeners, hardware_id, listener)
+            return self._device_listeners.add(listener)
+        return self._hardware_listeners.add(hardware_id, listener)
 
     def notify_device(self, config: DeviceConfig) -> None:
         """Tell the device listeners what ``config``'s device reports now."""
         state = self.states[config.hardware_id]
-        for listener in list(self._device_listeners):
+        for listener in self._device_listeners.snapshot():
             listener(config, state)
-        for listener in list(self._hardware_listeners.get(config.hardware_id, ())):
+        for listener in self._hardware_listeners.snapshot(config.hardware_id):
             listener(config, state)
 
     # ---- state messages ------------------------------------------------------------------
@@ -321,5 +304,5 @@ class DeviceBook:
             if len(topic) > len(prefix) + len(suffix):
                 mqtt_id = topic[len(prefix) : len(topic) - len(suffix)]
                 if "/" not in mqtt_id and mqtt_id not in self.devices:
-                    for listener in list(self.discovery_listeners):
+                    for listener in self.discovery_listeners.snapshot():
                         listener(dtype, mqtt_id)

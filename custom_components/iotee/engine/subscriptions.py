@@ -19,6 +19,8 @@ from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 
 from custom_components.iotee.core.model import CommandRecord, utcnow
 
+from .listeners import Listeners
+
 _LOGGER = logging.getLogger(__name__)
 
 SUBSCRIBE_QOS = 0
@@ -53,7 +55,7 @@ class Subscriptions:
         self._watchers: list[CALLBACK_TYPE] = []
         self._unsubscribes: list[CALLBACK_TYPE] = []
         self._stopping = False
-        self.connection_listeners: list[Callable[[bool], None]] = []
+        self.connection_listeners: Listeners[Callable[[bool], None]] = Listeners()
         """Told of every change of HA's MQTT connection, after the gate closed (entities:
         one subscription of the engine instead of one dispatcher connection each)."""
 
@@ -86,7 +88,7 @@ class Subscriptions:
             # HA's client announces the connection first and queues the re-subscriptions just
             # after: watch for them once that is done.
             self.hass.loop.call_soon(self._watch)
-        for listener in list(self.connection_listeners):
+        for listener in self.connection_listeners.snapshot():
             listener(connected)
 
     @callback
