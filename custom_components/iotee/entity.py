@@ -95,7 +95,12 @@ class IoteeEntity(Entity):
         self._shown: tuple[bool, StateType] | None = None
         """Availability and state as last written (what a device report may leave unchanged)."""
         self._attr_unique_id = f"{config.hardware_id}_{key}"
-        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, config.hardware_id)})
+
+    @property
+    def device_info(self) -> DeviceInfo:
+        """Return the device's registry link, built when HA asks (only as it adds the entity):
+        kept on each of a large home's entities it was three objects more for the collector."""
+        return DeviceInfo(identifiers={(DOMAIN, self.config.hardware_id)})
 
     @property
     def state_data(self) -> DeviceState:
