@@ -249,3 +249,37 @@ async def test_daily_purge_survives_a_store_fault(
         await hass.async_block_till_done()
     assert "Could not purge old commands: database or disk is full" in caplog.text
     assert entry.state is ConfigEntryState.LOADED
+
+
+async def test_every_entity_is_on_its_devices_page(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry
+) -> None:
+    """Each device's registry entry holds exactly its own entities, as its family supports
+    them (what the device's page lists): the lock, a switch or relay lock per relay, a JOG
+    button per relay, the reboot button."""
+    entry = await setup_hub(hass)
+    devices = dr.async_get(hass)
+    entities = er.async_get(hass)
+    found: dict[str, list[tuple[str, str]]] = {}
+    for hardware_id in (LOCK_ID, WLTE_ID, TASMOTA_ID):
+        registered = devices.async_get_device_by_identifier((DOMAIN, hardware_id), entry.entry_id)
+        assert registered is not None
+        found[hardware_id] = sorted(
+            (item.domain, item.unique_id.removeprefix(f"{hardware_id}_"))
+            for item in er.async_entries_for_device(entities, registered.id)
+        )
+    assert found == {
+        LOCK_ID: [("button", "reboot"), ("lock", "lock")],
+        WLTE_ID: [
+            *(("button", f"relay_{relay}_jog") for relay in (1, 2, 3, 4)),
+            ("lock", "relay_4_lock"),
+            *(("switch", f"relay_{relay}") for relay in (1, 2, 3)),
+        ],
+        TASMOTA_ID: [
+            ("button", "reboot"),
+            ("button", "relay_1_jog"),
+            ("button", "relay_2_jog"),
+            ("switch", "relay_1"),
+            ("switch", "relay_2"),
+        ],
+    }
