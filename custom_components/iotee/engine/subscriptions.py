@@ -2,7 +2,9 @@
 
 Owns: subscribing to the filters the devices need (never given up while the engine runs), and
 the ``subscribed`` gate. When HA's MQTT client (re)connects it restores its subscriptions a
-moment later (about 0.5 s). A command published before IoTee's subscriptions are back would be
+moment later: after a 0.5 s cooldown, its wildcard filters one at a time, each acknowledged by
+the broker before the next (about 80 in a home, HA's discovery topics first), then the others
+(0.6 s in the tests). A command published before IoTee's subscriptions are back would be
 carried out while its confirmation is missed, so commands created in that window wait (at most
 ``SUBSCRIBE_WAIT`` seconds and half their time) until the broker acknowledged them.
 """
@@ -15,7 +17,9 @@ from functools import partial
 import logging
 
 from homeassistant.components import mqtt
+from homeassistant.components.mqtt.const import MQTT_PROCESSED_SUBSCRIPTIONS
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
 from custom_components.iotee.core.model import CommandRecord, utcnow
 
@@ -34,9 +38,6 @@ the retained states of more than about 1,020 topics, which arrive all at once wh
 subscribes (a home of a few hundred devices), were mostly lost at every start. QoS 0 messages
 to a connected client are not limited, and HA does not have to acknowledge each one."""
 
-_ANY_QOS = (SUBSCRIBE_QOS, 1, 2)
-"""The QoS levels at which HA may report one of IoTee's filters subscribed."""
-
 SUBSCRIBE_WAIT = 5.0
 """At most this many seconds a command waits for the subscriptions to be restored after HA's
 MQTT client (re)connected; then it is published anyway."""
@@ -53,6 +54,8 @@ class Subscriptions:
         self.subscribed = asyncio.Event()
         """Set while the broker has acknowledged every subscription of the current connection."""
         self._watchers: list[CALLBACK_TYPE] = []
+        self._generation = 0
+        """Counts watches: an acknowledgement of an earlier connection's watch is ignored."""
         self._unsubscribes: list[CALLBACK_TYPE] = []
         self._stopping = False
         self.connection_listeners: Listeners[Callable[[bool], None]] = Listeners()
@@ -84,6 +87,8 @@ class Subscriptions:
     def _on_connection(self, connected: bool) -> None:
         """Close the gate on every connection change; reopen it once subscriptions are back."""
         self.subscribed.clear()
+        self._generation += 1  # what the watch of the last connection still hears is stale
+        self._cancel_watchers()
         if connected:
             # HA's client announces the connection first and queues the re-subscriptions just
             # after: watch for them once that is done.
@@ -93,30 +98,50 @@ class Subscriptions:
 
     @callback
     def _watch(self) -> None:
-        """Set ``subscribed`` when the broker acknowledged every filter of this engine."""
+        """Set ``subscribed`` when the broker acknowledged every filter of this engine.
+
+        One synchronous listener of HA's "subscriptions processed" signal for all filters:
+        HA's helper (``mqtt.async_on_subscribe_done``) is one coroutine per filter and QoS,
+        a task for each of them at every subscription HA restores - and HA restores its
+        wildcard filters one at a time (about 80 in a home: its discovery topics), so 21 of
+        them slowed the restore the gate waits for. HA subscribes a filter once, at the highest
+        QoS any of its subscribers asked for, and reports it at that QoS: a filter counts at
+        any QoS (another integration's QoS 1 subscription to it must not keep the gate closed
+        until ``SUBSCRIBE_WAIT``).
+        """
         self._cancel_watchers()
         if self._stopping:
             return
+        self._generation += 1
+        generation = self._generation
         remaining = set(self.filters)
 
+        @callback
         def acknowledged(topic_filter: str) -> None:
+            if generation != self._generation or topic_filter not in remaining:
+                return  # a watch of an earlier connection, or already counted
             remaining.discard(topic_filter)
             if not remaining:
                 self._cancel_watchers()
                 self.subscribed.set()
 
-        # HA subscribes a filter once, at the highest QoS any of its subscribers asked for, and
-        # reports it at that QoS: another integration's QoS 1 subscription to one of IoTee's
-        # filters must not keep the gate closed until ``SUBSCRIBE_WAIT``.
+        @callback
+        def processed(subscriptions: list[tuple[str, int]]) -> None:
+            for topic_filter, _qos in subscriptions:
+                acknowledged(topic_filter)
+
         self._watchers = [
-            mqtt.async_on_subscribe_done(
-                self.hass, topic_filter, qos, partial(acknowledged, topic_filter)
-            )
-            for topic_filter in self.filters
-            for qos in _ANY_QOS
+            async_dispatcher_connect(self.hass, MQTT_PROCESSED_SUBSCRIPTIONS, processed)
         ]
         if not remaining:
             self.subscribed.set()
+            return
+        for topic_filter in self.filters:
+            # A filter HA holds subscribed with nothing pending is reported by HA's helper at
+            # once (in the next loop iteration); its signal watch is not needed.
+            mqtt.async_on_subscribe_done(
+                self.hass, topic_filter, SUBSCRIBE_QOS, partial(acknowledged, topic_filter)
+            )()
 
     def _cancel_watchers(self) -> None:
         for cancel in self._watchers:
