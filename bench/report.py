@@ -373,6 +373,42 @@ def startup_rows(startup: dict[str, Any]) -> list[Row]:
                 met=ours <= base + 5.0 if target else None,
             )
         )
+    if all("cpu_s" in boot for boot in (*base_boots, *our_boots)):
+        base = _median([boot["cpu_s"] for boot in base_boots])
+        ours = _median([boot["cpu_s"] for boot in our_boots])
+        rows.append(
+            Row(
+                key="5.cpu_s",
+                measure="5. HA's CPU time until IoTee and every device's state are in",
+                unit="s",
+                baseline=base,
+                baseline_note="hub without devices",
+                ours=ours,
+                ours_note=f"{note}; every thread of HA's process",
+                ratio=_ratio(ours, base),
+                target="",
+                met=None,
+            )
+        )
+    what_if = startup.get("what_if") or []
+    if what_if:
+        base = _median([boot["online_s"] for boot in base_boots])
+        ours = _median([boot["online_s"] for boot in what_if])
+        rows.append(
+            Row(
+                key="5.what_if",
+                measure="5. What-if, HA's change: HA start until every state is in, HA's MQTT"
+                " client checking the broker's subscription identifier before its matcher",
+                unit="s",
+                baseline=base,
+                baseline_note="hub without devices",
+                ours=ours,
+                ours_note=f"{note}; bench/what_if.py, not IoTee's change",
+                ratio=_ratio(ours, base),
+                target="",
+                met=None,
+            )
+        )
     stall_base = _median([boot["stall_ms"]["until_online"] for boot in base_boots])
     stall_ours = _median([boot["stall_ms"]["until_online"] for boot in our_boots])
     slowest = our_boots[0].get("slowest", [])

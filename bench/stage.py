@@ -54,6 +54,7 @@ from .runtime import (
     simulated_devices,
     wait_until,
 )
+from .what_if import match_identifiers_first
 
 
 def _cpus(text: str | None) -> set[int] | None:
@@ -278,6 +279,7 @@ async def boot_stage(args: argparse.Namespace) -> dict[str, Any]:
     slow.start()
     stalls: dict[str, float] = {}
     started = time.monotonic()
+    cpu_started = time.process_time()
     with _on_hub_setup(hub_setup_starts):
         booted = await async_boot(args.config)
     hass = booted.hass
@@ -306,6 +308,7 @@ async def boot_stage(args: argparse.Namespace) -> dict[str, Any]:
             interval=0.005,
         )
         online_s = time.monotonic() - started
+        cpu_s = time.process_time() - cpu_started
         stalls["until_online"] = max(probe.max_late, time.monotonic() - probe.due) * 1000
         stalls["before_hub"] = hub.get("boot_stall_ms", 0.0)
         slowest = slow.as_json()
@@ -324,6 +327,8 @@ async def boot_stage(args: argparse.Namespace) -> dict[str, Any]:
             "start_s": booted.start_s,
             "boot_s": booted.setup_s + booted.start_s,
             "online_s": online_s,
+            "cpu_s": cpu_s,
+            "ha_identifiers_first": args.ha_identifiers_first,
             "hub_setup_at_s": hub.get("at", started) - started,
             "iotee_setup_s": timings.get(DOMAIN, 0.0),
             "mqtt_setup_s": timings.get("mqtt", 0.0),
@@ -385,6 +390,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ha-cpus", help="Home Assistant's CPU, e.g. 0 (pinned when tuned)")
     parser.add_argument("--other-cpus", help="CPUs of the broker, devices and client, e.g. 1")
     parser.add_argument("--pin", action="store_true", help="pin this process to --ha-cpus now")
+    parser.add_argument(
+        "--ha-identifiers-first",
+        action="store_true",
+        help="boot with HA's MQTT client matching by subscription identifier first (row 5's"
+        " what-if, bench/what_if.py)",
+    )
     args = parser.parse_args(argv)
     if args.pin or (args.stage == "runtime" and NETWORKS[args.network].pin_ha):
         pin(0, _cpus(args.ha_cpus))
@@ -395,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.stage == "runtime":
             result = loop.run_until_complete(runtime_stage(args, http_port))
         else:
+            if args.ha_identifiers_first:
+                match_identifiers_first()
             result = loop.run_until_complete(boot_stage(args))
         loop.run_until_complete(loop.shutdown_default_executor())
     finally:
