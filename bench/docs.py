@@ -84,8 +84,13 @@ JSON to `bench/results/latest.json` and regenerates this page and README's table
   variant, alternating, each a fresh process; medians. "Until every device's state is in" runs
   from the start of HA's bootstrap until IoTee has taken in every device's retained
   availability; the stall is the longest from the moment HA starts setting up the hub, and the
-  boot also times every event-loop callback to name the longest ones, and counts the garbage
-  collector's runs and their time per generation (`gc` in each boot's raw result).
+  boot also times every event-loop callback to name the longest ones, counts the garbage
+  collector's runs and their time per generation (`gc` in each boot's raw result), and reads
+  the process's CPU time (every thread) until every state is in: on a shared machine it moves
+  less with the other load than the wall time does. Each round also boots the hub with devices
+  once more with one change to *Home Assistant's* MQTT client, applied in that benchmark
+  process only (`bench/what_if.py`, the what-if row): it checks the subscription identifier
+  the broker sent with a message before running a wildcard's topic matcher, instead of after.
 - **6. Queue drain**: the stock stage's hub also has 100 10-relay WLTE controllers that keep
   commands 30 minutes while offline and are never simulated: their retained `offline` is on the
   broker before HA starts. Last in that stage (after row 4's purge), one command per relay is
@@ -270,8 +275,8 @@ with `isoformat`. Measured with `time.thread_time()` in the store thread, that t
 
 With all of them the last session's machine (AMD EPYC, run of 2026-12-02 09:05) measured 0.62 ms
 of HA's CPU per confirmed command (0.81 ms in the run of 07:30, 2.19 ms before the first
-changes), 2.5x the bare side's 0.25 ms; row 3 above, on a slower machine, 1.30 ms against 0.53
-ms (2.45x). The target, 0.6x the bare rate, would need about 1.7x. What is left, by the profile
+changes), 2.5x the bare side's 0.25 ms; the full run of 14:54 on a slower machine 1.30 ms against
+0.53 ms (2.45x). The target, 0.6x the bare rate, would need about 1.7x. What is left, by the profile
 of 08:39 (2,000 commands, 2.09 s of the event loop): IoTee's message handling 0.33 s (the
 matcher, the device state, two status changes), the send path 0.42 s besides HA's publish (the
 record, the insert, two status changes), the store hand-overs 0.11 s; the four entity state
@@ -343,7 +348,7 @@ device without building a copy of its configuration and leaves a device register
 would be alone (5,000 copies and registry updates): in the next reduced run (12:03) that was
 within the run-to-run noise (10.4 s, 2.09 s without devices). Of the rest, the garbage
 collector took 2.5-2.7 s per boot in each of these runs (about 3,170 young, 288 middle and 4
-full collections). Row 5 above is the product, from the full run of 12:17 on the same machine,
+full collections). The full run of 12:17 on the same machine,
 which was slower throughout that run (hub without devices 2.68 s, garbage collection 3.2 s per
 boot): 13.3-15.3 s per boot.
 
@@ -377,8 +382,48 @@ of the messages 1.1 s, HA's entity platform adding the 10,000 entities about 6 s
 part in it. The target (baseline + 5 s) stays missed by about 3.7 s, most of it HA's per-message
 and per-entity cost.
 
+**Fewer objects per entity.** Every entity added three listeners to the engine, each a closure
+(a function, its cells and their tuple) kept in a plain list, and kept a device link of its own
+(a dict, a set, a tuple). Counted with `gc.get_objects()` after setting up 1,000 4-relay
+controllers (8,000 entities) in the test harness: 540 objects the collector tracks per device
+before, 403 after. Listeners are now kept in dicts under a token and removed by one small
+object, and the device link is built when HA asks for it (only as it adds the entity). In
+alternating startup runs on a loaded machine (`scripts/bench --only startup --repeats 2`, the
+commit before in a git worktree, 19:05-19:30): 3 full collections per boot instead of 4, 1.09-1.18
+s instead of 1.49-1.81 s, and 3,065 young collections instead of 3,167; the time until every
+state is in moved within that machine's noise (11.8-14.4 s before, 12.1-17.3 s after, the hub
+without devices 2.5-5.1 s in the same runs). Row 5 above (a quieter hour) is the product now:
+8.78 s against 2.43 s, 3 full collections of 0.86-0.97 s per boot.
+
+**How much of the rest is HA's matching, measured.** The what-if row boots the same hub with
+one change to HA's MQTT client in that process (`bench/what_if.py`): HA subscribes with MQTT 5
+and gives every wildcard subscription an identifier, so the broker names with each message the
+subscriptions it matched; HA's `_matching_subscriptions` runs each wildcard's topic matcher
+first and reads the identifier after. Cached per topic, that costs nothing for a topic seen
+before, but at start all 15,000 retained topics are new: 15,000 x 81 matcher calls, each a
+generator. Reading the identifier first (the same answer: both must hold) took 7.01 s until
+every state was in against 8.78 s (medians, same run), and the young collections fell from
+3,065 to 420 per boot: the matcher's generators were most of what started them. With that
+change in HA the row would meet its target (7.01 s against 2.43 + 5 s); it is HA's code, not
+something an integration may patch, so the target stays missed by the product.
+
 ## Fixed earlier
 
+- **Unloading or reloading a large hub was quadratic**: every entity's three listeners were
+  kept in plain lists, so each removal scanned its list (10,000 entities: 50 million
+  comparisons for the connection listeners alone; in a test harness profile of 1,000 4-relay
+  controllers, 8,000 entities, the removals took 0.7 s of the unload). Listeners are now kept
+  in dicts under a token and removed by one small object (`engine/listeners.py`;
+  `tests/test_listeners.py` counts the comparisons: none).
+- **The reconnect gate slowed Home Assistant's own restore of subscriptions**: HA restores its
+  wildcard filters one at a time after a reconnect (about 80 in a home, its discovery topics
+  first, IoTee's last) and reports each with a signal; IoTee listened through HA's helper, one
+  coroutine per filter and QoS, so each report made 21 tasks (1,968 in one restore). In the
+  tests the gate opened 1.2-1.4 s after the reconnect instead of 0.6 s, and with a 2 s command
+  timeout (1 s of hold) the reconnect test failed 4 of 6 runs; one synchronous listener now
+  hears every report (`tests/test_reliability_broker.py`, 6 of 6 with 2 s; the test keeps 6 s
+  for a busy machine). In production a task costs less than in the tests' debug mode, so the
+  difference there is smaller than these numbers.
 - **Every entity heard every change of every device**: listeners are looked up by target and
   by device.
 - **Setting up the hub was quadratic in the number of devices** (row 5, above).

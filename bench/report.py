@@ -344,7 +344,6 @@ def queue_drain_row(queue: dict[str, Any]) -> Row:
 
 def startup_rows(startup: dict[str, Any]) -> list[Row]:
     """Row 5: the hub with many devices against the hub with none."""
-    rows: list[Row] = []
     base_boots, our_boots = startup["baseline"], startup["iotee"]
     entities = _median([boot["entities"] for boot in our_boots])
     note = f"{startup['devices']:,} devices, {entities:,.0f} entities"
@@ -352,61 +351,67 @@ def startup_rows(startup: dict[str, Any]) -> list[Row]:
     if entities < expected:
         # HA 2026.10 adds at most 10,000 enabled entities per config entry (the hub).
         note += f" of {expected:,} (HA's limit per config entry)"
-    for metric, title, target in (
-        ("online_s", "HA start until IoTee and every device's state are in", True),
-        ("iotee_setup_s", "IoTee setup time as HA reports it", False),
-        ("boot_s", "HA start to running", False),
-    ):
-        base = _median([boot[metric] for boot in base_boots])
-        ours = _median([boot[metric] for boot in our_boots])
-        rows.append(
-            Row(
-                key=f"5.{metric}",
-                measure=f"5. {title}",
-                unit="s",
-                baseline=base,
-                baseline_note="hub without devices",
-                ours=ours,
-                ours_note=note,
-                ratio=_ratio(ours, base),
-                target="≤ baseline + 5 s" if target else "",
-                met=ours <= base + 5.0 if target else None,
-            )
+
+    def row(
+        key: str,
+        title: str,
+        unit: str,
+        values: tuple[float, float],
+        ours_note: str,
+        *,
+        judged: bool = False,
+    ) -> Row:
+        base, ours = values
+        return Row(
+            key=f"5.{key}",
+            measure=f"5. {title}",
+            unit=unit,
+            baseline=base,
+            baseline_note="hub without devices",
+            ours=ours,
+            ours_note=ours_note,
+            ratio=_ratio(ours, base),
+            target="≤ baseline + 5 s" if judged else "",
+            met=ours <= base + 5.0 if judged else None,
         )
+
+    def median_of(boots: list[dict[str, Any]], metric: str) -> float:
+        return _median([boot[metric] for boot in boots])
+
+    rows = [
+        row(
+            metric,
+            title,
+            "s",
+            (median_of(base_boots, metric), median_of(our_boots, metric)),
+            note,
+            judged=judged,
+        )
+        for metric, title, judged in (
+            ("online_s", "HA start until IoTee and every device's state are in", True),
+            ("iotee_setup_s", "IoTee setup time as HA reports it", False),
+            ("boot_s", "HA start to running", False),
+        )
+    ]
     if all("cpu_s" in boot for boot in (*base_boots, *our_boots)):
-        base = _median([boot["cpu_s"] for boot in base_boots])
-        ours = _median([boot["cpu_s"] for boot in our_boots])
         rows.append(
-            Row(
-                key="5.cpu_s",
-                measure="5. HA's CPU time until IoTee and every device's state are in",
-                unit="s",
-                baseline=base,
-                baseline_note="hub without devices",
-                ours=ours,
-                ours_note=f"{note}; every thread of HA's process",
-                ratio=_ratio(ours, base),
-                target="",
-                met=None,
+            row(
+                "cpu_s",
+                "HA's CPU time until IoTee and every device's state are in",
+                "s",
+                (median_of(base_boots, "cpu_s"), median_of(our_boots, "cpu_s")),
+                f"{note}; every thread of HA's process",
             )
         )
-    what_if = startup.get("what_if") or []
-    if what_if:
-        base = _median([boot["online_s"] for boot in base_boots])
-        ours = _median([boot["online_s"] for boot in what_if])
+    if what_if := startup.get("what_if"):
         rows.append(
-            Row(
-                key="5.what_if",
-                measure="5. What-if, HA's change: HA start until every state is in, HA's MQTT"
-                " client checking the broker's subscription identifier before its matcher",
-                unit="s",
-                baseline=base,
-                baseline_note="hub without devices",
-                ours=ours,
-                ours_note=f"{note}; bench/what_if.py, not IoTee's change",
-                ratio=_ratio(ours, base),
-                target="",
-                met=None,
+            row(
+                "what_if",
+                "What-if, HA's change: HA start until every state is in, HA's MQTT client"
+                " checking the broker's subscription identifier before its matcher",
+                "s",
+                (median_of(base_boots, "online_s"), median_of(what_if, "online_s")),
+                f"{note}; bench/what_if.py, not IoTee's change",
             )
         )
     stall_base = _median([boot["stall_ms"]["until_online"] for boot in base_boots])
@@ -414,17 +419,12 @@ def startup_rows(startup: dict[str, Any]) -> list[Row]:
     slowest = our_boots[0].get("slowest", [])
     where = f"; longest: {slowest[0]['what']}" if slowest else ""
     rows.append(
-        Row(
-            key="5.stall",
-            measure="5. Longest loop stall from hub setup until devices are in",
-            unit="ms",
-            baseline=stall_base,
-            baseline_note="hub without devices",
-            ours=stall_ours,
-            ours_note=f"{startup['devices']:,} devices{where}",
-            ratio=_ratio(stall_ours, stall_base),
-            target="",
-            met=None,
+        row(
+            "stall",
+            "Longest loop stall from hub setup until devices are in",
+            "ms",
+            (stall_base, stall_ours),
+            f"{startup['devices']:,} devices{where}",
         )
     )
     return rows
