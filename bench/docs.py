@@ -77,6 +77,11 @@ JSON to `bench/results/latest.json` and regenerates this page and README's table
   the file size are measured through the engine as HA calls it, first with 1,000 stored
   commands (the baseline), then with 1,000,000. A callback due every 2 ms on HA's event loop
   records the longest stall (it reads up to 2 ms low); its baseline is the same probe idle.
+  The two sizes are measured one after the other, so a slow phase of the shared machine lands
+  on one side only: the same query on a plain store of 1,000,000 rows in a process of its own,
+  in blocks of 30 two seconds apart, took 2.5 ms p50 in some blocks and 4.2-4.6 ms in others
+  (no dirty pages or writeback either time), which is why row 4's p50 ratios read 1.0x in one
+  run and 1.5-1.6x in the next.
 - **5. Startup**: two config directories, the IoTee hub with 5,000 devices (2,000 locks, 2,000
   4-relay WLTE controllers, 1,000 2-relay Tasmotas: 25,000 entities) and the hub with none, each
   with its own broker holding the devices' retained availability and states. After one warm-up
