@@ -394,7 +394,7 @@ controllers (8,000 entities) in the test harness: 540 objects the collector trac
 before, 403 after. Listeners are now kept in dicts under a token and removed by one small
 object, and the device link is built when HA asks for it (only as it adds the entity). In
 alternating startup runs on a loaded machine (`scripts/bench --only startup --repeats 2`, the
-commit before in a git worktree, 19:05-19:30): 3 full collections per boot instead of 4, 1.09-1.18
+commit before in a git worktree, 19:06-19:29): 3 full collections per boot instead of 4, 1.09-1.18
 s instead of 1.49-1.81 s, and 3,065 young collections instead of 3,167; the time until every
 state is in moved within that machine's noise (11.8-14.4 s before, 12.1-17.3 s after, the hub
 without devices 2.5-5.1 s in the same runs). Row 5 above (a quieter hour) is the product now:
