@@ -73,15 +73,18 @@ JSON to `bench/results/latest.json` and regenerates this page and README's table
   (`pyinstrument --load FILE.pyisession --show-all` shows Home Assistant's own frames too).
 - **4. History at scale**: rows shaped like the store's own (built with its row function from
   real records), spread over 100 devices and 90 days, bulk-inserted through the store's SQLite
-  connection on its worker thread. Queries (`limit=100`, 200 each), the purge of everything and
-  the file size are measured through the engine as HA calls it, first with 1,000 stored
-  commands (the baseline), then with 1,000,000. A callback due every 2 ms on HA's event loop
-  records the longest stall (it reads up to 2 ms low); its baseline is the same probe idle.
-  The two sizes are measured one after the other, so a slow phase of the shared machine lands
-  on one side only: the same query on a plain store of 1,000,000 rows in a process of its own,
-  in blocks of 30 two seconds apart, took 2.5 ms p50 in some blocks and 4.2-4.6 ms in others
-  (no dirty pages or writeback either time), which is why row 4's p50 ratios read 1.0x in one
-  run and 1.5-1.6x in the next.
+  connection on its worker thread: 1,000,000 into the hub's store, and 1,000 (the baseline)
+  into a store of their own (same class, its own worker thread), spread so that the queried
+  device has 100 of them too. Queries (`limit=100`, 200 of each kind and side) go to the two
+  stores in turn, the hub's through the engine as HA calls it; then each store is purged of
+  everything (one after the other: a purge cannot be repeated), and the file size is read. A
+  callback due every 2 ms on HA's event loop records the longest stall (it reads up to 2 ms
+  low); its baseline is the same probe idle. The two sizes used to be measured one after the
+  other, and a slow phase of the shared machine landed on one side only: the same query on a
+  plain store of 1,000,000 rows in a process of its own, in blocks of 30 two seconds apart,
+  took 2.5 ms p50 in some blocks and 4.2-4.6 ms in others (no dirty pages or writeback either
+  time), so row 4's p50 ratios read 1.0x in one run and 1.5-1.6x in the next. In turn, the
+  stock run of 20:18 read 1.08x and 1.03x.
 - **5. Startup**: two config directories, the IoTee hub with 5,000 devices (2,000 locks, 2,000
   4-relay WLTE controllers, 1,000 2-relay Tasmotas: 25,000 entities) and the hub with none, each
   with its own broker holding the devices' retained availability and states. After one warm-up
@@ -397,8 +400,8 @@ alternating startup runs on a loaded machine (`scripts/bench --only startup --re
 commit before in a git worktree, 19:06-19:29): 3 full collections per boot instead of 4, 1.09-1.18
 s instead of 1.49-1.81 s, and 3,065 young collections instead of 3,167; the time until every
 state is in moved within that machine's noise (11.8-14.4 s before, 12.1-17.3 s after, the hub
-without devices 2.5-5.1 s in the same runs). Row 5 above (a quieter hour) is the product now:
-8.78 s against 2.43 s, 3 full collections of 0.86-0.97 s per boot.
+without devices 2.5-5.1 s in the same runs). In the full run of 19:35-19:46 (a quieter hour)
+the product took 8.78 s against 2.43 s, with 3 full collections of 0.86-0.97 s per boot.
 
 **How much of the rest is HA's matching, measured.** The what-if row boots the same hub with
 one change to HA's MQTT client in that process (`bench/what_if.py`): HA subscribes with MQTT 5
@@ -407,10 +410,11 @@ subscriptions it matched; HA's `_matching_subscriptions` runs each wildcard's to
 first and reads the identifier after. Cached per topic, that costs nothing for a topic seen
 before, but at start all 15,000 retained topics are new: 15,000 x 81 matcher calls, each a
 generator. Reading the identifier first (the same answer: both must hold) took 7.01 s until
-every state was in against 8.78 s (medians, same run), and the young collections fell from
-3,065 to 420 per boot: the matcher's generators were most of what started them. With that
-change in HA the row would meet its target (7.01 s against 2.43 + 5 s); it is HA's code, not
-something an integration may patch, so the target stays missed by the product.
+every state was in against 8.78 s (medians, full run of 19:35-19:46), and the young
+collections fell from 3,065 to 420 per boot: the matcher's generators were most of what
+started them. With that change in HA the row would meet its target (7.01 s against 2.43 + 5
+s); it is HA's code, not something an integration may patch, so the target stays missed by
+the product.
 
 ## Fixed earlier
 
