@@ -368,3 +368,21 @@ async def test_gate_reopens_once_iotees_filters_are_back_and_costs_no_task_per_f
     cancel()
     assert len(reported) > len(engine.subscription_filters)  # HA's own filters came too
     assert signal_jobs == []
+
+
+async def test_an_acknowledgement_heard_before_a_disconnect_does_not_reopen_the_gate(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry
+) -> None:
+    """A watch that starts while every filter is subscribed hears that at once, in the next
+    loop iteration. If the connection drops before that iteration, the gate stays closed: the
+    news belongs to the connection that is gone."""
+    entry = await setup_hub(hass)
+    await engine_subscribed(hass, entry)
+    engine = engine_of(entry)
+    subscriptions = engine._subscriptions
+    await wait_for(engine._subscribed.is_set)
+    subscriptions._watch()  # every filter is active with nothing pending: reported at once
+    subscriptions._on_connection(False)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert not engine._subscribed.is_set()
