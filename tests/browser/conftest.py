@@ -74,6 +74,7 @@ def env(socket_enabled: None, tmp_path: Path) -> Generator[Env]:
     try:
         hass.start()
         hass.onboard()
+        hass.wait_for_states(("lock.front_door", "switch.gate_controller_relay_1"))
         yield Env(hass, lock, gate, shots)
     finally:
         hass.stop()

@@ -203,6 +203,30 @@ class RealHass:
             assert response.status < 400, f"{method} {path}: {response.status} {text}"
             return json.loads(text) if text else None
 
+    def wait_for_states(self, entity_ids: tuple[str, ...], within: float = 120) -> None:
+        """Wait until each entity exists with a known state: the hub is loaded, HA's MQTT client
+        connected and the devices' retained states are in (onboarding can finish before)."""
+        _run(self._wait_for_states(entity_ids, within))
+
+    async def _wait_for_states(self, entity_ids: tuple[str, ...], within: float) -> None:
+        deadline = time.monotonic() + within
+        waiting = set(entity_ids)
+        async with aiohttp.ClientSession() as session:
+            while waiting:
+                for entity_id in sorted(waiting):
+                    async with session.get(
+                        f"{self.base}/api/states/{entity_id}",
+                        headers={"Authorization": f"Bearer {self.token}"},
+                    ) as response:
+                        if response.status == 200 and (await response.json())["state"] not in (
+                            "unavailable",
+                            "unknown",
+                        ):
+                            waiting.discard(entity_id)
+                if waiting:
+                    assert time.monotonic() < deadline, f"no state for {sorted(waiting)}"
+                    await asyncio.sleep(0.2)
+
     def service(self, domain: str, name: str, data: dict[str, Any]) -> Any:
         """Call a service action with its response."""
         answer = self.call("POST", f"/api/services/{domain}/{name}?return_response", data)
