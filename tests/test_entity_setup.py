@@ -30,7 +30,7 @@ async def test_platform_setup_lets_the_loop_run_after_every_batch(hass: HomeAssi
     added: list[str] = []
     runtime = SimpleNamespace(
         engine=None,
-        devices={f"sub{n}": SimpleNamespace(name=f"d{n}") for n in range(250)},
+        devices={f"sub{n}": SimpleNamespace(name=f"d{n}", device_id=None) for n in range(250)},
         adders={},
         entities={},
     )
@@ -49,7 +49,7 @@ async def test_platform_setup_lets_the_loop_run_after_every_batch(hass: HomeAssi
     watcher = asyncio.create_task(probe())
     await asyncio.sleep(0)
     await entity.async_setup_device_entities(
-        hass, entry, Platform.SWITCH, add_entities, lambda engine, config: [object()]
+        hass, entry, Platform.SWITCH, add_entities, lambda engine, config: [SimpleNamespace()]
     )
     await watcher
     assert added == list(runtime.devices)

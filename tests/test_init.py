@@ -283,3 +283,47 @@ async def test_every_entity_is_on_its_devices_page(
             ("switch", "relay_2"),
         ],
     }
+
+
+async def test_a_restart_links_entities_to_their_devices_without_touching_the_registry(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry
+) -> None:
+    """At a start the hub has registered every device before its entities are added, and the
+    entities join those devices as they are: HA's device registry is neither asked to create
+    nor to update a device for each entity (10,000 times in a large home), and each entity is
+    still on its device's page under its device's name."""
+    entry = await setup_hub(hass)
+    devices = dr.async_get(hass)
+    entities = er.async_get(hass)
+
+    def pages() -> dict[str, list[str]]:
+        return {
+            registered.name or "": sorted(
+                item.entity_id for item in er.async_entries_for_device(entities, registered.id)
+            )
+            for registered in dr.async_entries_for_config_entry(devices, entry.entry_id)
+        }
+
+    before = pages()
+    names_before = {state.entity_id: state.name for state in hass.states.async_all()}
+    writes: list[str] = []
+    create, update = devices.async_get_or_create, devices.async_update_device
+
+    def counting_create(**kwargs: object) -> dr.DeviceEntry:
+        writes.append("create")
+        return create(**kwargs)  # type: ignore[arg-type]
+
+    def counting_update(device_id: str, **kwargs: object) -> dr.DeviceEntry | None:
+        writes.append("update")
+        return update(device_id, **kwargs)  # type: ignore[arg-type]
+
+    with (
+        patch.object(devices, "async_get_or_create", counting_create),
+        patch.object(devices, "async_update_device", counting_update),
+    ):
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await hass.async_block_till_done()
+    assert writes == []
+    assert pages() == before
+    assert {state.entity_id: state.name for state in hass.states.async_all()} == names_before
+    assert hass.states.get("lock.front_door") is not None

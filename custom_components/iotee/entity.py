@@ -15,6 +15,7 @@ from homeassistant.components import mqtt
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -64,14 +65,21 @@ async def async_setup_device_entities(
     ``runtime.entities`` (the repair issue counts them) but not offered to HA.
     """
     runtime = entry.runtime_data
+    device_registry = dr.async_get(hass)
 
     @callback
     def add(subentry_id: str, config: DeviceConfig) -> None:
         entities = list(build(runtime.engine, config))
         runtime.entities.setdefault(subentry_id, []).extend(entities)
         offered = entities_ha_accepts(hass, entry.entry_id, platform, entities)
-        if offered:
-            async_add_entities(offered, config_subentry_id=subentry_id)
+        if not offered:
+            return
+        # The hub registered the device before its entities are built (device_sync): link
+        # them to it, so that HA need not look it up again (or update it) for each entity.
+        device = None if config.device_id is None else device_registry.async_get(config.device_id)
+        for entity in offered:
+            entity.device_entry = device
+        async_add_entities(offered, config_subentry_id=subentry_id)
 
     runtime.adders[platform] = add
     for done, (subentry_id, config) in enumerate(list(runtime.devices.items()), 1):
@@ -97,9 +105,17 @@ class IoteeEntity(Entity):
         self._attr_unique_id = f"{config.hardware_id}_{key}"
 
     @property
-    def device_info(self) -> DeviceInfo:
-        """Return the device's registry link, built when HA asks (only as it adds the entity):
-        kept on each of a large home's entities it was three objects more for the collector."""
+    def device_info(self) -> DeviceInfo | None:
+        """Return the device's registry link only when the entity is not linked to its
+        registry device already (``device_entry``, set as the platform adds it).
+
+        For an entity with a device info HA looks the device up, and updates it, in the device
+        registry: 10,000 times at the start of a large home, whose hub has registered every
+        device just before. Built when HA asks: kept on each entity it was three objects more
+        for the collector.
+        """
+        if self.device_entry is not None:
+            return None
         return DeviceInfo(identifiers={(DOMAIN, self.config.hardware_id)})
 
     @property
