@@ -3,7 +3,8 @@
 ``stock`` is what users run: mosquitto's default configuration, paho's sockets as HA and the
 devices open them (Nagle's algorithm on), Home Assistant free to use every CPU. ``broker`` changes
 one thing, the setting README's install section recommends (``set_tcp_nodelay true``);
-``devices`` adds devices that turn Nagle off themselves. ``tuned`` is the benchmark's earlier
+``devices`` adds devices that turn Nagle off themselves; ``qos0`` is ``broker`` with IoTee's
+command QoS 0 (a hub option), the devices and HA untouched. ``tuned`` is the benchmark's earlier
 world: Nagle off on the broker, on HA's MQTT client socket and on the simulated devices, and Home
 Assistant pinned to one core for the whole stage.
 """
@@ -25,6 +26,8 @@ class Network:
     devices_nodelay: bool = False
     pin_ha: bool = False
     """Home Assistant on one core for the whole stage (otherwise only for the throughput row)."""
+    command_qos: int = 1
+    """The hub's command QoS option (1, its default: the broker acknowledges each command)."""
 
 
 STOCK = Network("stock", "stock mosquitto, no socket option touched, HA not pinned")
@@ -45,7 +48,13 @@ TUNED = Network(
     devices_nodelay=True,
     pin_ha=True,
 )
-NETWORKS = {network.name: network for network in (STOCK, BROKER, DEVICES, TUNED)}
+QOS0 = Network(
+    "qos0",
+    "mosquitto `set_tcp_nodelay true` and IoTee's command QoS 0; devices and HA untouched",
+    broker_nodelay=True,
+    command_qos=0,
+)
+NETWORKS = {network.name: network for network in (STOCK, BROKER, DEVICES, TUNED, QOS0)}
 
 
 def pin_threads(cpus: set[int]) -> None:

@@ -21,9 +21,11 @@ import tempfile
 import time
 from typing import Any
 
+from custom_components.iotee.const import CONF_COMMAND_QOS
+
 from .broker import Broker, publish_retained
 from .docs import write_docs
-from .hassenv import REPO, write_config
+from .hassenv import BENCH_OPTIONS, REPO, write_config
 from .network import NETWORKS, Network
 from .queue_drain import device_ids as queue_device_ids
 from .report import build_rows, machine, markdown_tables, rows_json, summary_line
@@ -46,12 +48,13 @@ QUICK = RuntimeSizes(
     history_devices=10,
     queue_devices=10,
 )
-SECTIONS = ("stock", "broker", "devices", "tuned", "startup")
+SECTIONS = ("stock", "broker", "devices", "tuned", "qos0", "startup")
 STAGE_MEASURES = {
     "stock": "latency,throughput,history,queue",
     "broker": "latency",
     "devices": "latency",
     "tuned": "latency,throughput",
+    "qos0": "latency",
 }
 
 
@@ -116,6 +119,7 @@ def run_runtime(
             config,
             broker=(broker.host, broker.port),
             devices=runtime_devices(sizes.tp_devices, queued),
+            options=BENCH_OPTIONS | {CONF_COMMAND_QOS: network.command_qos},
         )
         if queued:
             publish_retained(
@@ -267,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench: work directory {workdir}", file=sys.stderr, flush=True)
     raw: dict[str, Any] = {}
     try:
-        for name in ("stock", "broker", "devices", "tuned"):
+        for name in ("stock", "broker", "devices", "tuned", "qos0"):
             if name not in sections:
                 continue
             network = NETWORKS[name]

@@ -23,6 +23,8 @@ class Message:
     topic: str
     payload: str
     retain: bool
+    qos: int = 0
+    """The QoS it was delivered at: the lower of the publisher's and the subscription's."""
 
 
 class PahoPeer:
@@ -74,7 +76,9 @@ class PahoPeer:
         info.wait_for_publish(5)
 
     def _on_message(self, _client: paho.Client, _userdata: object, msg: paho.MQTTMessage) -> None:
-        message = Message(msg.topic, msg.payload.decode(errors="replace"), bool(msg.retain))
+        message = Message(
+            msg.topic, msg.payload.decode(errors="replace"), bool(msg.retain), int(msg.qos)
+        )
         self.messages.put(message)
         for handler in self.handlers:
             handler(self, message)

@@ -26,6 +26,7 @@ from custom_components.iotee.api.keys import (
 )
 from custom_components.iotee.api.state import BASE_URL, DATA_API
 from custom_components.iotee.const import (
+    CONF_COMMAND_QOS,
     CONF_COMMAND_TIMEOUT,
     CONF_RATE_CALLER,
     CONF_RATE_DEVICE,
@@ -36,7 +37,7 @@ from custom_components.iotee.const import (
 )
 
 from .api_openapi import checked
-from .helpers import setup_hub
+from .helpers import engine_of, setup_hub
 
 
 @pytest.fixture
@@ -213,6 +214,12 @@ async def test_options_menu_and_settings(hass: HomeAssistant, mqtt_entry: MockCo
         result["flow_id"], {"next_step_id": "settings"}
     )
     assert (result["type"], result["step_id"]) == (FlowResultType.FORM, "settings")
+    suggested = {
+        str(key): key.description["suggested_value"]
+        for key in result["data_schema"].schema
+        if key.description
+    }
+    assert suggested[CONF_COMMAND_QOS] == "1"  # a choice, shown as the option list's string
     new = {
         CONF_COMMAND_TIMEOUT: 5.0,
         CONF_SYNC_WAIT: 4.0,
@@ -221,10 +228,13 @@ async def test_options_menu_and_settings(hass: HomeAssistant, mqtt_entry: MockCo
         CONF_RATE_DEVICE: 5,
         CONF_RELAY_COOLDOWN: 1.0,
     }
-    result = await hass.config_entries.options.async_configure(result["flow_id"], new)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], new | {CONF_COMMAND_QOS: "0"}
+    )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
-    assert dict(entry.options) == new
+    assert dict(entry.options) == new | {CONF_COMMAND_QOS: 0}
+    assert engine_of(entry).settings.qos == 0
     assert entry.state is ConfigEntryState.LOADED
 
 

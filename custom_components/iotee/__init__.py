@@ -21,10 +21,12 @@ from homeassistant.helpers.typing import ConfigType
 
 from .api import async_register_api, async_setup_entry_api
 from .const import (
+    CONF_COMMAND_QOS,
     CONF_COMMAND_TIMEOUT,
     CONF_DEVICE_TYPE,
     CONF_HARDWARE_ID,
     CONF_RETENTION_DAYS,
+    DEFAULT_COMMAND_QOS,
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_RETENTION_DAYS,
     DOMAIN,
@@ -78,6 +80,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: IoteeConfigEntry) -> boo
 
     settings = EngineSettings(
         command_timeout=_command_timeout(entry),
+        qos=_command_qos(entry),
         retention_days=float(entry.options.get(CONF_RETENTION_DAYS, DEFAULT_RETENTION_DAYS)),
     )
     await async_engine_stopped(hass)
@@ -89,6 +92,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: IoteeConfigEntry) -> boo
         # A reload: the engine went on tracking the open commands; take it over as it is.
         engine, store = kept.engine, kept.store
         engine.settings.command_timeout = settings.command_timeout
+        engine.settings.qos = settings.qos
         engine.settings.retention_days = settings.retention_days
     entry.runtime_data = IoteeRuntime(engine=engine, store=store)
     configured = _subentry_snapshot(entry)
@@ -164,6 +168,10 @@ def _command_timeout(entry: IoteeConfigEntry) -> float:
     return float(entry.options.get(CONF_COMMAND_TIMEOUT, DEFAULT_COMMAND_TIMEOUT))
 
 
+def _command_qos(entry: IoteeConfigEntry) -> int:
+    return int(entry.options.get(CONF_COMMAND_QOS, DEFAULT_COMMAND_QOS))
+
+
 def _subentry_snapshot(entry: IoteeConfigEntry) -> dict[str, tuple[str, dict[str, Any]]]:
     """Return what the devices are configured as, to notice changes during setup."""
     return {sid: (sub.title, dict(sub.data)) for sid, sub in entry.subentries.items()}
@@ -192,10 +200,13 @@ async def _async_entry_updated(hass: HomeAssistant, entry: IoteeConfigEntry) -> 
     """Apply changed options and devices in place, without reloading the hub.
 
     The REST API reads its options at each request and the daily purge its retention when it
-    runs; the engine takes the new command timeout for new commands. Devices added, removed or
-    reconfigured are applied one by one, so other devices and commands in flight are untouched.
+    runs; the engine takes the new command timeout and QoS for new commands. Devices added,
+    removed or reconfigured are applied one by one, so other devices and commands in flight are
+    untouched.
     """
-    entry.runtime_data.engine.settings.command_timeout = _command_timeout(entry)
+    settings = entry.runtime_data.engine.settings
+    settings.command_timeout = _command_timeout(entry)
+    settings.qos = _command_qos(entry)
     await async_sync_devices(hass, entry)
 
 

@@ -30,6 +30,8 @@ from homeassistant.helpers.typing import DiscoveryInfoType
 import probatio as vol  # HA's schema library; `voluptuous` resolves to its shim at run time
 
 from .const import (
+    COMMAND_QOS_CHOICES,
+    CONF_COMMAND_QOS,
     CONF_COMMAND_TIMEOUT,
     CONF_DEVICE_TYPE,
     CONF_HARDWARE_ID,
@@ -41,6 +43,7 @@ from .const import (
     CONF_RELAYS,
     CONF_RETENTION_DAYS,
     CONF_SYNC_WAIT,
+    DEFAULT_COMMAND_QOS,
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_RATE_CALLER,
     DEFAULT_RATE_DEVICE,
@@ -81,6 +84,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     CONF_RATE_CALLER: DEFAULT_RATE_CALLER,
     CONF_RATE_DEVICE: DEFAULT_RATE_DEVICE,
     CONF_RELAY_COOLDOWN: DEFAULT_RELAY_COOLDOWN,
+    CONF_COMMAND_QOS: DEFAULT_COMMAND_QOS,
 }
 
 
@@ -256,7 +260,9 @@ class IoteeOptionsFlow(OptionsFlow):
     ) -> ConfigFlowResult:
         """Edit the hub options."""
         if user_input is not None:
-            return self.async_create_entry(data={key: user_input[key] for key in DEFAULT_OPTIONS})
+            options = {key: user_input[key] for key in DEFAULT_OPTIONS}
+            options[CONF_COMMAND_QOS] = int(options[CONF_COMMAND_QOS])  # a choice is a string
+            return self.async_create_entry(data=options)
         schema = vol.Schema(
             {
                 vol.Required(CONF_COMMAND_TIMEOUT): _number(1, 300, 0.5, "s"),
@@ -265,13 +271,20 @@ class IoteeOptionsFlow(OptionsFlow):
                 vol.Required(CONF_RATE_CALLER): _number(1, 100000),
                 vol.Required(CONF_RATE_DEVICE): _number(1, 10000),
                 vol.Required(CONF_RELAY_COOLDOWN): _number(0, 3600, 0.5, "s"),
+                vol.Required(CONF_COMMAND_QOS): SelectSelector(
+                    SelectSelectorConfig(
+                        options=[str(qos) for qos in COMMAND_QOS_CHOICES],
+                        translation_key=CONF_COMMAND_QOS,
+                        mode=SelectSelectorMode.LIST,
+                    )
+                ),
             }
         )
+        current = DEFAULT_OPTIONS | dict(self.config_entry.options)
+        current[CONF_COMMAND_QOS] = str(current[CONF_COMMAND_QOS])
         return self.async_show_form(
             step_id="settings",
-            data_schema=self.add_suggested_values_to_schema(
-                schema, DEFAULT_OPTIONS | dict(self.config_entry.options)
-            ),
+            data_schema=self.add_suggested_values_to_schema(schema, current),
         )
 
     async def async_step_create_api_key(

@@ -22,6 +22,7 @@ CONF_SYNC_WAIT: Final = "sync_wait"
 CONF_RATE_CALLER: Final = "rate_limit_caller"
 CONF_RATE_DEVICE: Final = "rate_limit_device"
 CONF_RELAY_COOLDOWN: Final = "relay_cooldown"
+CONF_COMMAND_QOS: Final = "command_qos"
 
 DEFAULT_COMMAND_TIMEOUT: Final = 10.0
 DEFAULT_RETENTION_DAYS: Final = 90
@@ -29,6 +30,8 @@ DEFAULT_SYNC_WAIT: Final = 10.0
 DEFAULT_RATE_CALLER: Final = 600
 DEFAULT_RATE_DEVICE: Final = 10
 DEFAULT_RELAY_COOLDOWN: Final = 3.0
+DEFAULT_COMMAND_QOS: Final = 1
+COMMAND_QOS_CHOICES: Final = (1, 0)
 
 EVENT_COMMAND_STATUS: Final = "iotee_command_status"
 STORE_FILENAME: Final = "iotee.db"

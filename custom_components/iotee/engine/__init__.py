@@ -88,6 +88,9 @@ class EngineSettings:
 
     command_timeout: float = 10.0
     qos: int = 1
+    """QoS of command publishes: 1, the broker acknowledges each (``published`` means it has
+    it); 0, nothing acknowledges it (``published``: handed to HA's MQTT client), which spares
+    the devices' PUBACKs and the 40 ms their answers can wait behind them."""
     retention_days: float = 90.0
     """The history's retention: no command is kept queued for longer."""
 
