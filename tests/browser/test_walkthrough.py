@@ -193,6 +193,20 @@ def test_walkthrough(env: Env, page: Page) -> None:
     no_translation_errors(page, "activity")
     page.screenshot(path=env.shots / "activity.png")
 
+    # The hub's settings, with the command QoS as a translated choice.
+    page.goto(env.hass.base + "/config/integrations/integration/iotee")
+    page.get_by_role("button", name="Configure").first.click()
+    flow = page.locator("dialog-data-entry-flow")
+    flow.get_by_text("Settings", exact=True).click()  # the sidebar has a "Settings" too
+    expect(flow.get_by_text("IoTee settings")).to_be_visible()
+    expect(flow.get_by_text("QoS 1: acknowledged by the broker")).to_be_visible()
+    qos0 = flow.get_by_text("QoS 0: not acknowledged, faster confirmations")
+    expect(qos0).to_be_visible()
+    qos0.scroll_into_view_if_needed()
+    no_translation_errors(page, "hub settings")
+    page.screenshot(path=env.shots / "hub-settings.png")
+    page.keyboard.press("Escape")
+
     # "API key created" shows the secret.
     page.goto(env.hass.base + "/config/integrations/integration/iotee")
     page.get_by_role("button", name="Configure").first.click()
