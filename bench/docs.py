@@ -42,7 +42,8 @@ JSON to `bench/results/latest.json` and regenerates this page and README's table
   Assistant not pinned to a CPU. Further Home Assistant instances repeat rows 1-2 with Nagle
   turned off step by step (the network table): the broker (`set_tcp_nodelay true`), then also
   the devices, then also HA's own MQTT socket (with HA pinned to one core: the benchmark's
-  earlier "tuned" world).
+  earlier "tuned" world). A last instance, the `qos0` column, has the broker setting and the
+  hub option *Command QoS* 0, with the devices and HA untouched (below: what the option buys).
 - **CPUs.** 2 cores, shared with other developers' test runs while this ran: the load average
   at start and end is in the JSON and above, and the numbers carry that noise. Only the
   throughput row pins Home Assistant (every thread of its process) to CPU 0 and the broker and
@@ -236,11 +237,43 @@ the answer - superseding an open command, HA's MQTT client not connected, the de
 offline - so those still answer `failed` at once; "stored before published" stays. What moves
 to the record, the `iotee_command_status` event and the entity is only a publish that fails
 after it was handed to HA's client (the connection dropping meanwhile). The WLTE API waits for
-the device anyway, so its 503 and its answer are unchanged - and it keeps the devices' hold 2
-(hold 1 went with the QoS 0 subscriptions), which no IoTee change removes: its target, bare
-QoS 1 + 2 ms, is out of reach on a stock stack; with Nagle off on the broker and the devices
-the round trip in bursts took 4.26 ms p50 against HA's QoS 1 publish's 1.59 ms (capture run of
-14:27).
+the device anyway, so its 503 and its answer are unchanged - and at the default command QoS 1
+it keeps the devices' hold 2 (hold 1 went with the QoS 0 subscriptions; the option below
+removes hold 2): its target, bare QoS 1 + 2 ms, is out of reach on a stock stack; with Nagle
+off on the broker and the devices the round trip in bursts took 4.26 ms p50 against HA's QoS 1
+publish's 1.59 ms (capture run of 14:27).
+
+## What IoTee offers: command QoS 0, a hub option
+
+Hold 2 is a device's PUBACK of a QoS 1 command: the device's answer waits behind it for the
+broker's delayed ACK. A device that receives the command at QoS 0 sends no PUBACK, and the
+broker delivers at the lower of the publisher's QoS and the device's subscription's, so the
+QoS IoTee publishes with decides it. The hub option *Command QoS* (1, the default, or 0)
+chooses it. Measured on the same machine one after the other (`scripts/bench --only broker`
+and `--only stock`, `--rows 10000 --queue-devices 10`, on the parent commit of the option and
+on a copy of it with the engine's QoS set to 0, 2026-12-02 21:41-21:53), the confirmed WLTE
+round trip, p50 / p99:
+
+| broker | pattern | command QoS 1 | command QoS 0 |
+|---|---|---|---|
+| stock | 50 ms apart | 50.4 / 56.4 ms (200 of 200 over 10 ms) | 47.4 / 54.3 ms (112 of 200) |
+| stock | bursts of 10 | 87.8 / 92.4 ms (400 of 400) | 48.1 / 86.3 ms (390 of 400) |
+| `set_tcp_nodelay true` | 50 ms apart | 52.3 / 64.9 ms (200 of 200) | 8.2 / 20.1 ms (59 of 200) |
+| `set_tcp_nodelay true` | bursts of 10 | 54.0 / 66.0 ms (400 of 400) | 8.6 / 21.7 ms (156 of 400) |
+
+On a stock broker the broker's own holds remain (its PUBACK of a device's answer, then the next
+command to that device behind it); with the broker setting nothing of the devices' holds is
+left, without touching a device. The `qos0` column of the network table measures the option
+itself in every run: in the full run of 2026-12-02 22:23-22:36 the confirmed round trip took
+6.05 ms p50 50 ms apart and 5.17 ms in bursts, against 48.2 and 47.9 ms with the broker setting
+alone and about what devices with Nagle off give (5.32 and 4.76 ms). What QoS 0 costs:
+`published` means handed to HA's MQTT client instead of acknowledged by the broker (HA itself
+waits at most 10 s for a PUBACK and then only logs, so a QoS 1 `published` was never a hard
+proof either), and a broker keeps no QoS 0 command for a device with a persistent session while
+it is away (IoTee's queue for offline devices does not rely on the broker). Every command to a
+device that confirms still ends only with the device's answer, a failure or its timeout; a
+custom device set to confirm nothing ends `published`, which then says less. So the default
+stays QoS 1, and README's install section tells users the pair of settings.
 
 ## Tracking cost (row 3)
 
@@ -415,6 +448,20 @@ collections fell from 3,065 to 420 per boot: the matcher's generators were most 
 started them. With that change in HA the row would meet its target (7.01 s against 2.43 + 5
 s); it is HA's code, not something an integration may patch, so the target stays missed by
 the product.
+
+**No device lookup per entity.** Each entity returned a device info (its device's identifier),
+and for each such entity HA's entity platform asks the device registry to get or create the
+device and update it with that info: 10,000 times at this start, 0.82 s of the 13.3 s startup
+profile of 19:55, though the hub had registered every device just before. The entities now join
+the registry device the hub registered (`device_entry`, as HA's own template and switch_as_x
+entities do), and HA's device registry is not touched by adding them
+(`test_a_restart_links_entities_to_their_devices_without_touching_the_registry`). One after the
+other (`scripts/bench --only startup --repeats 2`, the commit before in a git worktree,
+2026-12-02 21:18-21:23): IoTee's setup as HA reports it 3.18 s before and 2.86 s after, HA
+running after 5.95 and 5.71 s; every state in after 10.2 s both times: what is left is HA's
+reading and matching of the 15,000 retained messages, which this does not touch. The full run
+of 22:23-22:36: IoTee's setup 2.79 s, every state in after 10.1 s against 2.67 s (7.92 s with
+HA's matching changed).
 
 ## Fixed earlier
 
