@@ -147,7 +147,8 @@ Three places, in order of what they cost a caller:
 2. **The devices' connections**: a device receiving a QoS 1 command sends its PUBACK, then its
    answer (ACK, state, SUCCESS); the answer waits for the broker's delayed ACK of the PUBACK. That
    is the second 40 ms of every confirmed round trip (with QoS 1 subscriptions it also put the
-   device's answer right into the 40 ms window of point 1 for the next request).
+   device's answer right into the 40 ms window of point 1 for the next request). A command
+   published at QoS 0 gets no PUBACK: the hub option *Command QoS* 0 removes this hold (below).
 3. **The broker's connections** (mosquitto's `set_tcp_nodelay` is off by default): a PUBACK or
    forwarded message behind the broker's previous small segment to the same client. These
    disappear with `set_tcp_nodelay true` (the broker rows of the capture table); with the
@@ -156,10 +157,11 @@ Three places, in order of what they cost a caller:
 What a user's broker setting can and cannot do is in the network table: `set_tcp_nodelay true`
 removes the broker's own holds; the holds on the devices' sockets are the devices'. With IoTee
 subscribing at QoS 0, devices that send with Nagle off as well remove the rest (the third
-column). With QoS 1 subscriptions only the last column - Nagle off on HA's MQTT socket as well,
-a setting HA does not offer (a change for HA's MQTT client, which already sets `SO_RCVBUF` on
-the same socket when it opens it; IoTee must not reach into HA's client) - removed the stall,
-and a QoS 1 subscription of another integration still brings point 1 back for HA's publishes.
+column), and so does IoTee's command QoS 0 with devices as they are (the `qos0` column). With
+QoS 1 subscriptions only the fourth column - Nagle off on HA's MQTT socket as well, a setting HA
+does not offer (a change for HA's MQTT client, which already sets `SO_RCVBUF` on the same socket
+when it opens it; IoTee must not reach into HA's client) - removed the stall, and a QoS 1
+subscription of another integration still brings point 1 back for HA's publishes.
 EMQX 5 turns Nagle off on its listeners by default (`listeners.tcp.<name>.tcp_options.nodelay`,
 default `true` in its configuration schema); NanoMQ's listener documentation lists no such
 option.
