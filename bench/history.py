@@ -13,7 +13,7 @@ turn with the hub's: a slow phase of a shared machine then lands on both sides.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from functools import partial
 import json
@@ -202,16 +202,20 @@ async def _measure_both(
     idle: dict[str, float] = {}
     with probe.window(idle, "idle"):
         await asyncio.sleep(0.5)
-    purges: dict[str, Callable[[], Any]] = {
+
+    async def purge_ours() -> int:
+        _cutoff, deleted = await engine.async_purge(0)
+        return deleted
+
+    purges: dict[str, Callable[[], Awaitable[int]]] = {
         "baseline": lambda: baseline.purge(utcnow()),
-        "ours": lambda: engine.async_purge(0),
+        "ours": purge_ours,
     }
     for side, purge in purges.items():
         started = time.perf_counter()
         with probe.window(stalls[side], "purge"):
-            result = await purge()
+            out[side]["purged"] = await purge()
         out[side]["purge_s"] = time.perf_counter() - started
-        out[side]["purged"] = result if isinstance(result, int) else result[1]
         out[side]["stall_ms"] = stalls[side] | idle
     return out
 

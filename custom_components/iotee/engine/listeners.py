@@ -38,12 +38,8 @@ class Listeners[L]:
         """Return the listeners as they are now (a listener may remove itself when called)."""
         return list(self._by_token.values())
 
-    def __bool__(self) -> bool:
-        """Whether there is any listener."""
-        return bool(self._by_token)
-
     def __len__(self) -> int:
-        """Return how many listeners there are."""
+        """Return how many listeners there are (none: the listeners are false)."""
         return len(self._by_token)
 
 
