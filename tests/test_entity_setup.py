@@ -17,8 +17,9 @@ from homeassistant.helpers import (
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.iotee import entity
+from custom_components.iotee import device_sync, entity
 from custom_components.iotee.const import DOMAIN
+from custom_components.iotee.engine import CommandEngine
 from custom_components.iotee.entity_limit import ISSUE_ENTITY_LIMIT
 
 from .helpers import device, setup_hub
@@ -88,6 +89,49 @@ async def test_hub_setup_lets_the_loop_run_between_batches_of_devices(
     assert {100, 200} <= set(seen)
     assert len(dr.async_entries_for_config_entry(registry, entry.entry_id)) == 250
     assert len(entry.runtime_data.devices) == 250
+
+
+async def test_engine_start_lets_the_loop_run_between_batches_of_devices(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry
+) -> None:
+    """The engine's start builds the 250 devices' configurations and adds them 100 at a time:
+    other work runs after the 100th and the 200th of each (the hub's device sync builds them
+    once more, likewise), and the engine ends up with every device once."""
+    built: list[str] = []
+    added: list[str] = []
+    real_build = device_sync.device_config_from_subentry
+    real_add = CommandEngine.add_device
+
+    def build(subentry: Any) -> Any:
+        config = real_build(subentry)
+        built.append(config.hardware_id)
+        return config
+
+    def add(engine: CommandEngine, config: Any) -> None:
+        added.append(config.hardware_id)
+        real_add(engine, config)
+
+    seen: list[tuple[int, int]] = []
+    stop = asyncio.Event()
+
+    async def probe() -> None:
+        while not stop.is_set():
+            seen.append((len(built), len(added)))
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(probe())
+    with (
+        patch.object(device_sync, "device_config_from_subentry", build),
+        patch.object(CommandEngine, "add_device", add),
+    ):
+        entry = await setup_hub(
+            hass, devices=tuple(device(f"LOCK{n:04d}", "iotee_device") for n in range(250))
+        )
+    stop.set()
+    await watcher
+    assert {(100, 0), (200, 0), (250, 100), (250, 200), (350, 250), (450, 250)} <= set(seen)
+    assert len(added) == len(set(added)) == 250
+    assert len(entry.runtime_data.engine.devices) == 250
 
 
 async def test_entity_limit_is_a_repair_issue_naming_the_devices(

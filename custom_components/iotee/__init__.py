@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 import logging
 from typing import Any
@@ -34,7 +35,7 @@ from .const import (
 )
 from .core.device_types import DeviceType
 from .core.store import AsyncCommandStore, CommandStore, StoreError
-from .device_sync import async_sync_devices, device_configs
+from .device_sync import SYNC_BATCH, async_device_configs, async_sync_devices
 from .engine import CommandEngine, DiscoveryListener, EngineSettings
 from .entity_limit import async_check_entity_limit
 from .keeper import (
@@ -153,11 +154,17 @@ async def _async_start_engine(
             },
         )
     engine = CommandEngine(hass, store, settings)
-    for config in device_configs(entry).values():
-        engine.add_device(config)
     try:
+        # A batch of devices at a time, letting the loop run in between: at the start of a
+        # large home, adding all 5,000 at once was the longest stall of the setup.
+        configs = await async_device_configs(entry)
+        for added, config in enumerate(configs.values(), 1):
+            engine.add_device(config)
+            if added % SYNC_BATCH == 0:
+                await asyncio.sleep(0)
         await engine.async_start()
-    except Exception:
+    except BaseException:
+        # Failed or cancelled (HA stopping): the store is not left open.
         await engine.async_stop()
         await store.close()
         raise

@@ -31,13 +31,17 @@ def device_config_from_subentry(subentry: ConfigSubentry) -> DeviceConfig:
     return device_config(subentry.data, subentry.title)
 
 
-def device_configs(entry: IoteeConfigEntry) -> dict[str, DeviceConfig]:
-    """Return the configured devices by subentry id."""
-    return {
-        subentry_id: device_config_from_subentry(subentry)
-        for subentry_id, subentry in entry.subentries.items()
-        if subentry.subentry_type == SUBENTRY_DEVICE
-    }
+async def async_device_configs(entry: IoteeConfigEntry) -> dict[str, DeviceConfig]:
+    """Return the configured devices by subentry id, letting the loop run every
+    ``SYNC_BATCH`` devices (building 5,000 at once was a stall of its own)."""
+    configs: dict[str, DeviceConfig] = {}
+    for subentry_id, subentry in list(entry.subentries.items()):
+        if subentry.subentry_type != SUBENTRY_DEVICE:
+            continue
+        configs[subentry_id] = device_config_from_subentry(subentry)
+        if len(configs) % SYNC_BATCH == 0:
+            await asyncio.sleep(0)
+    return configs
 
 
 async def async_sync_devices(hass: HomeAssistant, entry: IoteeConfigEntry) -> None:
@@ -53,7 +57,7 @@ async def async_sync_devices(hass: HomeAssistant, entry: IoteeConfigEntry) -> No
 async def _async_sync_devices(hass: HomeAssistant, entry: IoteeConfigEntry) -> None:
     runtime = entry.runtime_data
     engine = runtime.engine
-    wanted = device_configs(entry)
+    wanted = await async_device_configs(entry)
     for subentry_id in [sid for sid in runtime.devices if sid not in wanted]:
         gone = runtime.devices.pop(subentry_id)
         runtime.entities.pop(subentry_id, None)
