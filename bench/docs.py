@@ -465,6 +465,17 @@ reading and matching of the 15,000 retained messages, which this does not touch.
 of 22:23-22:36: IoTee's setup 2.79 s, every state in after 10.1 s against 2.67 s (7.92 s with
 HA's matching changed).
 
+**The hub's setup adds its devices in batches.** The engine's start built the configuration of
+all 5,000 devices and added every one to the engine in one go, before the device sync (which
+already went 100 at a time): in the boots of 23:50 that was the longest stall of the hub's
+setup task, 364-533 ms. It now builds and adds 100 at a time and lets the loop run in between
+(`test_engine_start_lets_the_loop_run_between_batches_of_devices`). One after the other
+(`scripts/bench --only startup --repeats 2`, the commit before in a git worktree, 2026-12-02
+23:50-23:54): the setup task's longest stall 255-265 ms after, about the length of one of the
+garbage collector's three full collections of each boot (900-1,070 ms for the three), which
+are now the longest stalls wherever they land; the time until every state is in moved within
+the noise (9.7-10.8 s before, 10.3-13.6 s after, the hub without devices 2.8-3.0 s).
+
 ## Fixed earlier
 
 - **Unloading or reloading a large hub was quadratic**: every entity's three listeners were
