@@ -97,11 +97,13 @@ async def settle(hass: HomeAssistant, seconds: float = 0.05) -> None:
 
 
 async def engine_subscribed(hass: HomeAssistant, entry: MockConfigEntry) -> None:
-    """Wait until the broker acknowledged every subscription of the engine."""
+    """Wait until the broker acknowledged every subscription of the engine, and the engine's
+    state requests (Zigbee2MQTT, Tasmota: sent once subscribed) went out."""
     from .conftest import subscribed
 
     for topic_filter in engine_of(entry).subscription_filters:
         await subscribed(hass, topic_filter, qos=SUBSCRIBE_QOS)
+    await hass.async_block_till_done(wait_background_tasks=True)
 
 
 async def setup_api_hub(hass: HomeAssistant, **options: Any) -> MockConfigEntry:

@@ -338,3 +338,50 @@ async def test_superseded_command_does_not_take_the_entity_back(
         (second.command_id, "pending"),
         (second.command_id, "published"),
     ]
+
+
+async def test_tasmota_relays_show_their_state_at_start(
+    hass: HomeAssistant,
+    mqtt_entry: MockConfigEntry,
+    devices: dict[str, SimulatedDevice],
+    peer: PahoPeer,
+) -> None:
+    """Tasmota retains no relay state: its ``stat`` of relay 2 going on was published before
+    the hub subscribed. Once subscribed IoTee asks each relay once (an empty ``POWER<n>``, as
+    Tasmota reads it: show the current state), so both switches show the device's state with
+    no command sent: unknown, then what the device says, nothing in between. A second sync
+    asks no more."""
+    await hass.async_add_executor_job(peer.subscribe, "cmnd/garden/#")
+    await hass.async_add_executor_job(peer.publish, "cmnd/garden/POWER2", "ON")
+    await wait_for(lambda: devices[TASMOTA_ID].state == {"relay1": False, "relay2": True})
+    while not peer.messages.empty():
+        peer.messages.get()
+    seen: dict[str, list[str]] = {
+        "switch.garden_pump_relay_1": [],
+        "switch.garden_pump_relay_2": [],
+    }
+
+    @callback
+    def record(event: Event[EventStateChangedData]) -> None:
+        if event.data["entity_id"] in seen and (new := event.data["new_state"]) is not None:
+            states = seen[event.data["entity_id"]]
+            if not states or states[-1] != new.state:
+                states.append(new.state)
+
+    hass.bus.async_listen(EVENT_STATE_CHANGED, record)
+    entry = await setup_hub(hass, **{CONF_COMMAND_TIMEOUT: 1.5})
+    await engine_subscribed(hass, entry)
+    await wait_for(lambda: hass.states.get("switch.garden_pump_relay_2").state == "on")
+    await wait_for(lambda: hass.states.get("switch.garden_pump_relay_1").state == "off")
+    assert seen == {
+        "switch.garden_pump_relay_1": ["unknown", "off"],
+        "switch.garden_pump_relay_2": ["unknown", "on"],
+    }
+    await entry.runtime_data.engine.async_subscribe_devices()
+    await settle(hass, 0.3)
+    asks = []
+    while not peer.messages.empty():
+        message = peer.messages.get()
+        asks.append((message.topic, message.payload))
+    assert sorted(asks) == [("cmnd/garden/POWER1", ""), ("cmnd/garden/POWER2", "")]
+    assert devices[TASMOTA_ID].state == {"relay1": False, "relay2": True}

@@ -87,17 +87,20 @@ class DeviceConfig:
         """Render one of this device's topic templates."""
         return self.render(template, relay)
 
-    def state_request(self) -> tuple[str, str] | None:
-        """Return the topic and payload that ask this device for its state, if its firmware
-        retains none (Zigbee2MQTT: ``{"state_l1": "", "state_l2": ""}`` on ``.../get``)."""
+    def state_requests(self) -> list[tuple[str, str]]:
+        """Return the topics and payloads that ask this device for its state, if its firmware
+        retains none (Zigbee2MQTT: ``{"state_l1": "", "state_l2": ""}`` on ``.../get``;
+        Tasmota: an empty ``cmnd/T/POWER<n>`` per relay); none for the other families."""
         request = self.device_type.state_request
         if request is None:
-            return None
+            return []
         relays: list[int | None] = (
             list(range(1, self.relays + 1)) if self.device_type.has_relays else [None]
         )
+        if request.field is None:
+            return [(self.topic(request.topic, relay), "") for relay in relays]
         fields = dict.fromkeys((request.field.format(**self.values(r)) for r in relays), "")
-        return self.topic(request.topic), json.dumps(fields)
+        return [(self.topic(request.topic), json.dumps(fields))]
 
     def confirmation(self, spec: CommandSpec, relay: int | None) -> Confirmation:
         """Return ``spec``'s confirmation with this device's topic and field names filled in."""

@@ -139,12 +139,16 @@ class CommandSpec:
 
 @dataclass(frozen=True, slots=True)
 class StateRequest:
-    """How to ask a device for its state when its firmware retains none (Zigbee2MQTT's
-    ``<base>/<friendly_name>/get``): a JSON object naming ``field`` (a template; one per relay
-    on a relay device) with empty values."""
+    """How to ask a device for its state when its firmware retains none.
+
+    With ``field`` (Zigbee2MQTT's ``<base>/<friendly_name>/get``): one JSON object naming
+    ``field`` (a template; one per relay on a relay device) with empty values. Without
+    (Tasmota, where a command without a payload returns the current setting): one empty
+    message on ``topic`` per relay (a template with ``{relay}``).
+    """
 
     topic: str
-    field: str
+    field: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,6 +371,8 @@ TASMOTA = DeviceType(
     payload_offline="Offline",
     has_relays=True,
     relay_state_topic=_TASMOTA_STAT,
+    # ``stat`` is not retained (``PowerRetain`` off by default): ask each relay once at start.
+    state_request=StateRequest(_TASMOTA_CMND),
     relay_commands=("ON", "OFF", "JOG"),
 )
 

@@ -269,19 +269,20 @@ class CommandEngine:
 
     @callback
     def _ask_states(self) -> None:
-        """Ask each device whose firmware retains no state (Zigbee2MQTT) for it, once, after
-        the broker acknowledged the subscriptions its answer arrives on."""
+        """Ask each device whose firmware retains no state (Zigbee2MQTT, Tasmota) for it,
+        once, after the broker acknowledged the subscriptions its answer arrives on."""
         asks = [
-            (config.hardware_id, request)
+            (config.hardware_id, requests)
             for config in self.devices.values()
             if config.hardware_id not in self._states_asked
-            and (request := config.state_request()) is not None
+            and (requests := config.state_requests())
         ]
         if not asks:
             return
         self._states_asked.update(hardware_id for hardware_id, _ in asks)
         task = self.hass.async_create_background_task(
-            self._async_ask_states([request for _, request in asks]), "iotee state requests"
+            self._async_ask_states([request for _, requests in asks for request in requests]),
+            "iotee state requests",
         )
         keep_until_done(self._dispatches, task)
 
