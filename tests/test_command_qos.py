@@ -6,7 +6,11 @@ from homeassistant.core import Event, HomeAssistant, callback
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.iotee.const import CONF_COMMAND_QOS, EVENT_COMMAND_STATUS
+from custom_components.iotee.const import (
+    CONF_COMMAND_QOS,
+    CONF_RETENTION_DAYS,
+    EVENT_COMMAND_STATUS,
+)
 from custom_components.iotee.core.model import CommandStatus
 
 from .broker import Mosquitto, PahoPeer
@@ -48,7 +52,8 @@ async def test_commands_go_out_at_the_chosen_qos_and_end_only_with_the_devices_a
 async def test_a_changed_qos_applies_to_the_next_command(
     hass: HomeAssistant, mqtt_entry: MockConfigEntry, mosquitto: Mosquitto
 ) -> None:
-    """Options apply in place (no reload): the command after the change goes out at QoS 0."""
+    """Options apply in place (no reload): the command after the change goes out at QoS 0,
+    and the engine takes the other options with it (the retention bounds a queued command)."""
     entry = await setup_hub(hass)
     await engine_subscribed(hass, entry)
     watcher = PahoPeer(mosquitto, "watcher").connect()
@@ -59,9 +64,10 @@ async def test_a_changed_qos_applies_to_the_next_command(
         await engine.async_submit(WLTE_ID, "ON", 1, source="test")
         message = await hass.async_add_executor_job(watcher.expect, SET_TOPIC)
         delivered.append(message.qos)
-        options = {**entry.options, CONF_COMMAND_QOS: 0}
+        options = {**entry.options, CONF_COMMAND_QOS: 0, CONF_RETENTION_DAYS: 7}
         hass.config_entries.async_update_entry(entry, options=options)
         await hass.async_block_till_done()
         await engine_subscribed(hass, entry)
     watcher.close()
     assert delivered == [1, 0]
+    assert engine_of(entry).settings.retention_days == 7

@@ -79,11 +79,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: IoteeConfigEntry) -> boo
         raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="mqtt_unavailable")
     ir.async_delete_issue(hass, DOMAIN, ISSUE_MQTT_UNAVAILABLE)
 
-    settings = EngineSettings(
-        command_timeout=_command_timeout(entry),
-        qos=_command_qos(entry),
-        retention_days=float(entry.options.get(CONF_RETENTION_DAYS, DEFAULT_RETENTION_DAYS)),
-    )
+    settings = _apply_options(EngineSettings(), entry)
     await async_engine_stopped(hass)
     kept = kept_engine(hass)
     if kept is None:
@@ -92,9 +88,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: IoteeConfigEntry) -> boo
     else:
         # A reload: the engine went on tracking the open commands; take it over as it is.
         engine, store = kept.engine, kept.store
-        engine.settings.command_timeout = settings.command_timeout
-        engine.settings.qos = settings.qos
-        engine.settings.retention_days = settings.retention_days
+        _apply_options(engine.settings, entry)
     entry.runtime_data = IoteeRuntime(engine=engine, store=store)
     configured = _subentry_snapshot(entry)
     await async_sync_devices(hass, entry)
@@ -171,12 +165,13 @@ async def _async_start_engine(
     return engine, store
 
 
-def _command_timeout(entry: IoteeConfigEntry) -> float:
-    return float(entry.options.get(CONF_COMMAND_TIMEOUT, DEFAULT_COMMAND_TIMEOUT))
-
-
-def _command_qos(entry: IoteeConfigEntry) -> int:
-    return int(entry.options.get(CONF_COMMAND_QOS, DEFAULT_COMMAND_QOS))
+def _apply_options(settings: EngineSettings, entry: IoteeConfigEntry) -> EngineSettings:
+    """Give the engine's settings the hub's options: at setup, on a reload, on a change."""
+    options = entry.options
+    settings.command_timeout = float(options.get(CONF_COMMAND_TIMEOUT, DEFAULT_COMMAND_TIMEOUT))
+    settings.qos = int(options.get(CONF_COMMAND_QOS, DEFAULT_COMMAND_QOS))
+    settings.retention_days = float(options.get(CONF_RETENTION_DAYS, DEFAULT_RETENTION_DAYS))
+    return settings
 
 
 def _subentry_snapshot(entry: IoteeConfigEntry) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -207,13 +202,11 @@ async def _async_entry_updated(hass: HomeAssistant, entry: IoteeConfigEntry) -> 
     """Apply changed options and devices in place, without reloading the hub.
 
     The REST API reads its options at each request and the daily purge its retention when it
-    runs; the engine takes the new command timeout and QoS for new commands. Devices added,
-    removed or reconfigured are applied one by one, so other devices and commands in flight are
-    untouched.
+    runs; the engine takes the new command timeout, QoS and retention (the longest a command
+    stays queued) for new commands. Devices added, removed or reconfigured are applied one by
+    one, so other devices and commands in flight are untouched.
     """
-    settings = entry.runtime_data.engine.settings
-    settings.command_timeout = _command_timeout(entry)
-    settings.qos = _command_qos(entry)
+    _apply_options(entry.runtime_data.engine.settings, entry)
     await async_sync_devices(hass, entry)
 
 
