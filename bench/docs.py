@@ -476,14 +476,15 @@ garbage collector's three full collections of each boot (900-1,070 ms for the th
 are now the longest stalls wherever they land; the time until every state is in moved within
 the noise (9.7-10.8 s before, 10.3-13.6 s after, the hub without devices 2.8-3.0 s).
 
-**Tasmota's state asks at start.** Since IoTee asks each Tasmota relay once for its state
-after subscribing (Tasmota retains none), this start publishes 2,000 more messages (1,000
-two-relay Tasmotas; QoS 0, one after the other, no stall). One after the other on a slower
-hour (`scripts/bench --only startup --repeats 2`, 2026-12-03 01:08-01:20, the commit before
-in a git worktree): every state in after 16.5 s without the asks and 15.4 s with them (the
-hub without devices 5.9 and 4.3 s): within that machine's noise. The full run of 00:51-01:06
-was slower throughout than the one of 22:23-22:36 (hub without devices 3.54 s against 2.67
-s, what-if 12.1 s against 7.92 s), so its 15.6 s is not the asks' doing.
+**Tasmota's state asks at start.** Since IoTee asks each Tasmota relay once for its state after
+subscribing (Tasmota retains none), this start publishes 2,000 more messages (1,000 two-relay
+Tasmotas; QoS 0, each awaited before the next). One after the other on a slower hour
+(`scripts/bench --only startup --repeats 2`, 2026-12-03 01:08-01:20, the commit before in a git
+worktree): every state in after 16.5 s without the asks and 15.4 s with them (the hub without
+devices 5.9 and 4.3 s), the longest stall 760 and 640 ms, in neither case the asks' task: within
+that machine's noise. The full run of 00:51-01:06 was slower throughout than the one of
+22:23-22:36 (hub without devices 3.54 s against 2.67 s, what-if 12.1 s against 7.92 s); by the
+comparison above its 15.6 s is that hour's, not the asks'.
 
 ## Fixed earlier
 
