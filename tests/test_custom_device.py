@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Any
+from unittest.mock import patch
 
 from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers.event import async_track_state_change_event
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -20,6 +22,7 @@ from custom_components.iotee.core.device_types import FollowUp
 from custom_components.iotee.core.matcher import ConfirmationMatcher, Verdict
 from custom_components.iotee.core.model import CommandStatus, ErrorCode
 from custom_components.iotee.core.state_parser import Reading, read_state
+from custom_components.iotee.core.store import StoreFaultError
 from custom_components.iotee.engine import CommandEngine
 
 from .broker import Message, PahoPeer
@@ -465,11 +468,8 @@ async def test_stopping_sends_a_due_off_at_once(
 # ---- a device that never confirms: commands end published ----------------------------------
 
 
-async def test_device_that_never_confirms_ends_published_and_stays_so(
-    hass: HomeAssistant, mqtt_entry: MockConfigEntry, peer: PahoPeer
-) -> None:
-    """A doorbell relay that only listens: each command ends ``published`` at once, never
-    times out, is one outcome on the Activity page, and is not recovered as open on restart."""
+async def add_bell(hass: HomeAssistant) -> tuple[MockConfigEntry, CommandEngine]:
+    """Set up a hub with a one-relay doorbell that only listens (it confirms nothing)."""
     entry = await setup_hub(hass, (), **{CONF_COMMAND_TIMEOUT: 0.3})
     result = await hass.config_entries.subentries.async_init(
         (entry.entry_id, SUBENTRY_DEVICE), context={"source": SOURCE_USER}
@@ -480,7 +480,15 @@ async def test_device_that_never_confirms_ends_published_and_stays_so(
     first = {cd.KIND: cd.KIND_RELAYS, cd.COMMAND_TOPIC: "bell/{relay}/ring"}
     result = await step(hass, result, first | {cd.CONFIRM: cd.CONFIRM_NONE})
     result = await step(hass, result, {cd.PAYLOAD_ON: "1", cd.PAYLOAD_OFF: "0", cd.JOG: "none"})
-    engine = await finish_relays(hass, entry, result, "bell", 1)
+    return entry, await finish_relays(hass, entry, result, "bell", 1)
+
+
+async def test_device_that_never_confirms_ends_published_and_stays_so(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry, peer: PahoPeer
+) -> None:
+    """A doorbell relay that only listens: each command ends ``published`` at once, never
+    times out, is one outcome on the Activity page, and is not recovered as open on restart."""
+    entry, engine = await add_bell(hass)
     assert "" not in engine.subscription_filters
     received: list[str] = []
     peer.handlers.append(lambda _c, m: received.append(f"{m.topic} {m.payload}"))
@@ -517,3 +525,44 @@ async def test_device_that_never_confirms_ends_published_and_stays_so(
         CommandStatus.PENDING,
         CommandStatus.PUBLISHED,
     ]
+
+
+async def test_entity_and_action_succeed_on_a_device_that_never_confirms(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry, peer: PahoPeer
+) -> None:
+    """Turning the bell's switch on succeeds (being sent is all such a device will ever say),
+    and an action that waits answers with the command's end - ``published`` - from the record
+    in hand: even while the store cannot be read (a locked database), nothing fails."""
+    entry, _ = await add_bell(hass)
+    received: list[str] = []
+    peer.handlers.append(lambda _c, m: received.append(f"{m.topic} {m.payload}"))
+    await hass.async_add_executor_job(peer.subscribe, "bell/+/ring")
+    statuses: list[str | None] = []
+    unsubscribe = async_track_state_change_event(
+        hass,
+        "switch.bell_relay_1",
+        lambda event: statuses.append(event.data["new_state"].attributes["last_command_status"]),
+    )
+
+    await hass.services.async_call(
+        "switch", "turn_on", {"entity_id": "switch.bell_relay_1"}, blocking=True
+    )
+    await wait_for(lambda: received == ["bell/1/ring 1"])
+    assert statuses == ["pending", "published"]
+
+    store = entry.runtime_data.store
+    with patch.object(store, "get", side_effect=StoreFaultError("database is locked")):
+        response = await hass.services.async_call(
+            "iotee",
+            "relay_command",
+            {"device": "bell", "relay": 1, "action": "OFF", "wait": True},
+            blocking=True,
+            return_response=True,
+        )
+    assert response is not None
+    assert response["status"] == "published"
+    assert response["command"] == "OFF"
+    await wait_for(lambda: received == ["bell/1/ring 1", "bell/1/ring 0"])
+    assert statuses == ["pending", "published", "pending", "published"]
+    unsubscribe()
+    await stop_hub(hass, entry)

@@ -197,7 +197,8 @@ class IoteeEntity(Entity):
         self.async_write_ha_state()
 
     async def _async_run(self, command: str, relay: int | None = None) -> CommandRecord:
-        """Send a command, wait for its end, raise a translated error unless it completed."""
+        """Send a command, wait for its end, raise a translated error unless it completed (or,
+        to a device that confirms nothing, was published)."""
         try:
             record = await self.engine.async_submit(
                 self.config.hardware_id,
@@ -208,17 +209,20 @@ class IoteeEntity(Entity):
             )
             if record.queued:
                 return record  # accepted; it goes out when the device is back
-            record = await self.engine.async_wait(
-                record.command_id, self.engine.settings.command_timeout + 1
-            )
+            if not record.finished:  # else the record in hand is its end: no store read
+                record = await self.engine.async_wait(
+                    record.command_id, self.engine.settings.command_timeout + 1
+                )
         except (CommandError, StoreError) as err:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="command_error",
                 translation_placeholders={"error": str(err)},
             ) from err
-        if record.status is CommandStatus.COMPLETED:
-            return record
+        if record.status is CommandStatus.COMPLETED or (
+            record.finished and not record.status.is_terminal
+        ):
+            return record  # confirmed, or sent to a device that never says more
         placeholders = {
             "command": record.command,
             "name": self.config.name if relay is None else f"{self.config.name} relay {relay}",

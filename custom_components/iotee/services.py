@@ -146,7 +146,8 @@ async def _async_send(
             caller=call.context.user_id,
             queue=call.data.get(ATTR_QUEUE),
         )
-        if call.data[ATTR_WAIT] and not record.queued:
+        if call.data[ATTR_WAIT] and not record.queued and not record.finished:
+            # Ended already (confirmed with its PUBACK, say): the record in hand is its end.
             record = await engine.async_wait(record.command_id, engine.settings.command_timeout + 1)
     except CommandError as err:
         raise _validation_error(err) from err
@@ -172,7 +173,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
             record = await engine.async_retry(
                 call.data[ATTR_COMMAND_ID], source="service", caller=call.context.user_id
             )
-            if call.data[ATTR_WAIT]:
+            if call.data[ATTR_WAIT] and not record.finished:
                 record = await engine.async_wait(
                     record.command_id, engine.settings.command_timeout + 1
                 )
