@@ -180,7 +180,7 @@ NETWORK_TITLES = {
     "broker": "`set_tcp_nodelay true`",
     "devices": "+ devices' Nagle off",
     "tuned": "+ HA's MQTT socket Nagle off, HA pinned",
-    "qos0": "`set_tcp_nodelay true`, IoTee's command QoS 0",
+    "qos1": "`set_tcp_nodelay true`, IoTee's command QoS 1",
 }
 
 

@@ -48,13 +48,13 @@ QUICK = RuntimeSizes(
     history_devices=10,
     queue_devices=10,
 )
-SECTIONS = ("stock", "broker", "devices", "tuned", "qos0", "startup")
+SECTIONS = ("stock", "broker", "devices", "tuned", "qos1", "startup")
 STAGE_MEASURES = {
     "stock": "latency,throughput,history,queue",
     "broker": "latency",
     "devices": "latency",
     "tuned": "latency,throughput",
-    "qos0": "latency",
+    "qos1": "latency",
 }
 
 
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench: work directory {workdir}", file=sys.stderr, flush=True)
     raw: dict[str, Any] = {}
     try:
-        for name in ("stock", "broker", "devices", "tuned", "qos0"):
+        for name in ("stock", "broker", "devices", "tuned", "qos1"):
             if name not in sections:
                 continue
             network = NETWORKS[name]

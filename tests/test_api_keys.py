@@ -219,7 +219,7 @@ async def test_options_menu_and_settings(hass: HomeAssistant, mqtt_entry: MockCo
         for key in result["data_schema"].schema
         if key.description
     }
-    assert suggested[CONF_COMMAND_QOS] == "1"  # a choice, shown as the option list's string
+    assert suggested[CONF_COMMAND_QOS] == "auto"  # the default, shown as the list's string
     new = {
         CONF_COMMAND_TIMEOUT: 5.0,
         CONF_SYNC_WAIT: 4.0,
@@ -236,6 +236,17 @@ async def test_options_menu_and_settings(hass: HomeAssistant, mqtt_entry: MockCo
     assert dict(entry.options) == new | {CONF_COMMAND_QOS: 0}
     assert engine_of(entry).settings.qos == 0
     assert entry.state is ConfigEntryState.LOADED
+    # And back to automatic: stored as the choice's name, no QoS of its own.
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "settings"}
+    )
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], new | {CONF_COMMAND_QOS: "auto"}
+    )
+    await hass.async_block_till_done()
+    assert entry.options[CONF_COMMAND_QOS] == "auto"
+    assert engine_of(entry).settings.qos is None
 
 
 async def test_options_create_and_revoke_key(

@@ -66,14 +66,14 @@ async def test_bench_quick_run_measures_every_row(hass: HomeAssistant, tmp_path:
         "ha_nodelay": False,
         "devices_nodelay": False,
         "pin_ha": False,
-        "command_qos": 1,
+        "command_qos": "auto",
     }
     assert raw["tuned"]["network"]["ha_nodelay"] is True
-    assert (raw["qos0"]["network"]["broker_nodelay"], raw["qos0"]["network"]["command_qos"]) == (
+    assert (raw["qos1"]["network"]["broker_nodelay"], raw["qos1"]["network"]["command_qos"]) == (
         True,
-        0,
+        1,
     )
-    for stage in ("stock", "broker", "devices", "tuned", "qos0"):
+    for stage in ("stock", "broker", "devices", "tuned", "qos1"):
         for pattern in ("spaced", "burst"):
             latency = raw[stage]["latency"][pattern]
             assert {"mqtt_publish_qos0", "mqtt_publish_qos1", "wlte_confirmed"} <= set(latency)

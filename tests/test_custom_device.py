@@ -491,7 +491,9 @@ async def test_device_that_never_confirms_ends_published_and_stays_so(
     entry, engine = await add_bell(hass)
     assert "" not in engine.subscription_filters
     received: list[str] = []
+    qos_seen: list[int] = []
     peer.handlers.append(lambda _c, m: received.append(f"{m.topic} {m.payload}"))
+    peer.handlers.append(lambda _c, m: qos_seen.append(m.qos))
     await hass.async_add_executor_job(peer.subscribe, "bell/+/ring")
     outcomes: list[str] = []
     hass.bus.async_listen(
@@ -504,6 +506,8 @@ async def test_device_that_never_confirms_ends_published_and_stays_so(
     assert final.finished
     assert engine.open_command(record.command_id) is None
     await wait_for(lambda: received == ["bell/1/ring 1"])
+    # Automatic QoS: the broker's acknowledgement is all such a device's commands have.
+    assert qos_seen == [1]
     await asyncio.sleep(0.5)  # past the 0.3 s command timeout
     await hass.async_block_till_done()
     stored = await engine.async_get(record.command_id)

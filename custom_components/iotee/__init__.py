@@ -22,6 +22,7 @@ from homeassistant.helpers.typing import ConfigType
 
 from .api import async_register_api, async_setup_entry_api
 from .const import (
+    COMMAND_QOS_AUTO,
     CONF_COMMAND_QOS,
     CONF_COMMAND_TIMEOUT,
     CONF_DEVICE_TYPE,
@@ -169,7 +170,8 @@ def _apply_options(settings: EngineSettings, entry: IoteeConfigEntry) -> EngineS
     """Give the engine's settings the hub's options: at setup, on a reload, on a change."""
     options = entry.options
     settings.command_timeout = float(options.get(CONF_COMMAND_TIMEOUT, DEFAULT_COMMAND_TIMEOUT))
-    settings.qos = int(options.get(CONF_COMMAND_QOS, DEFAULT_COMMAND_QOS))
+    qos = options.get(CONF_COMMAND_QOS, DEFAULT_COMMAND_QOS)
+    settings.qos = None if qos == COMMAND_QOS_AUTO else int(qos)
     settings.retention_days = float(options.get(CONF_RETENTION_DAYS, DEFAULT_RETENTION_DAYS))
     return settings
 

@@ -30,6 +30,7 @@ from homeassistant.helpers.typing import DiscoveryInfoType
 import probatio as vol  # HA's schema library; `voluptuous` resolves to its shim at run time
 
 from .const import (
+    COMMAND_QOS_AUTO,
     COMMAND_QOS_CHOICES,
     CONF_COMMAND_QOS,
     CONF_COMMAND_TIMEOUT,
@@ -261,7 +262,8 @@ class IoteeOptionsFlow(OptionsFlow):
         """Edit the hub options."""
         if user_input is not None:
             options = {key: user_input[key] for key in DEFAULT_OPTIONS}
-            options[CONF_COMMAND_QOS] = int(options[CONF_COMMAND_QOS])  # a choice is a string
+            if options[CONF_COMMAND_QOS] != COMMAND_QOS_AUTO:
+                options[CONF_COMMAND_QOS] = int(options[CONF_COMMAND_QOS])  # a choice is a string
             return self.async_create_entry(data=options)
         schema = vol.Schema(
             {

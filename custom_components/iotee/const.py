@@ -30,8 +30,10 @@ DEFAULT_SYNC_WAIT: Final = 10.0
 DEFAULT_RATE_CALLER: Final = 600
 DEFAULT_RATE_DEVICE: Final = 10
 DEFAULT_RELAY_COOLDOWN: Final = 3.0
-DEFAULT_COMMAND_QOS: Final = 1
-COMMAND_QOS_CHOICES: Final = (1, 0)
+COMMAND_QOS_AUTO: Final = "auto"
+"""QoS 0 for a command its device confirms, QoS 1 for one it does not (``EngineSettings``)."""
+DEFAULT_COMMAND_QOS: Final = COMMAND_QOS_AUTO
+COMMAND_QOS_CHOICES: Final = (COMMAND_QOS_AUTO, 1, 0)
 
 EVENT_COMMAND_STATUS: Final = "iotee_command_status"
 STORE_FILENAME: Final = "iotee.db"

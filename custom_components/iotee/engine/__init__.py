@@ -87,12 +87,25 @@ class EngineSettings:
     """Tunables from the hub options."""
 
     command_timeout: float = 10.0
-    qos: int = 1
+    qos: int | None = None
     """QoS of command publishes: 1, the broker acknowledges each (``published`` means it has
     it); 0, nothing acknowledges it (``published``: handed to HA's MQTT client), which spares
-    the devices' PUBACKs and the 40 ms their answers can wait behind them."""
+    the devices' PUBACKs and the 40 ms their answers can wait behind them; None (automatic,
+    the default): ``qos_for`` decides per command."""
     retention_days: float = 90.0
     """The history's retention: no command is kept queued for longer."""
+
+    def qos_for(self, record: CommandRecord) -> int:
+        """Return the QoS to publish ``record`` with.
+
+        Automatic: 0 for a command its device confirms - its answer is the proof, and it does
+        not wait behind the device's PUBACK - and 1 for one to a device that confirms nothing,
+        where the broker's acknowledgement is all there is to know (HA's own MQTT entities
+        publish at QoS 0 unless told otherwise).
+        """
+        if self.qos is not None:
+            return self.qos
+        return 0 if record.awaits_confirmation else 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +148,7 @@ class CommandEngine:
         self._subscriptions = Subscriptions(hass, self._on_message)
         self._delivery = Delivery(
             hass,
-            qos=lambda: self.settings.qos,
+            qos=settings.qos_for,
             window=self._confirmation_window,
             book=self._book,
             tracker=self._tracker,

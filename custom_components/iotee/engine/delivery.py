@@ -64,7 +64,7 @@ class Delivery:
         self,
         hass: HomeAssistant,
         *,
-        qos: Callable[[], int],
+        qos: Callable[[CommandRecord], int],
         window: Callable[[CommandSpec], float],
         book: DeviceBook,
         tracker: Tracker,
@@ -73,7 +73,7 @@ class Delivery:
         changed: Changed,
         persist: Callable[[CommandRecord], None],
     ) -> None:
-        """Publish with ``qos``; end commands that never went out with ``force_end``."""
+        """Publish with ``qos`` (per command); end commands never sent with ``force_end``."""
         self.hass = hass
         self._qos = qos
         self._window = window
@@ -315,7 +315,7 @@ class Delivery:
         ended: the relay must open again. A failed publish fails a command still open."""
         try:
             await mqtt.async_publish(
-                self.hass, record.topic, payload, qos=self._qos(), retain=False
+                self.hass, record.topic, payload, qos=self._qos(record), retain=False
             )
         except HomeAssistantError as err:
             _LOGGER.error("Could not open %s again after its JOG: %s", record.target, err)
@@ -341,7 +341,7 @@ class Delivery:
         record = tracked.record
         try:
             await mqtt.async_publish(
-                self.hass, record.topic, record.payload, qos=self._qos(), retain=False
+                self.hass, record.topic, record.payload, qos=self._qos(record), retain=False
             )
         except HomeAssistantError as err:
             if not record.status.is_terminal:
