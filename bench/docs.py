@@ -42,8 +42,10 @@ JSON to `bench/results/latest.json` and regenerates this page and README's table
   Assistant not pinned to a CPU. Further Home Assistant instances repeat rows 1-2 with Nagle
   turned off step by step (the network table): the broker (`set_tcp_nodelay true`), then also
   the devices, then also HA's own MQTT socket (with HA pinned to one core: the benchmark's
-  earlier "tuned" world). A last instance, the `qos0` column, has the broker setting and the
-  hub option *Command QoS* 0, with the devices and HA untouched (below: what the option buys).
+  earlier "tuned" world). A last instance, the `qos1` column, has the broker setting and the
+  hub option *Command QoS* 1, with the devices and HA untouched: what IoTee's earlier default
+  cost (every other instance runs the default, Automatic: QoS 0 for a command the device
+  confirms, which every command here is; below).
 - **CPUs.** 2 cores, shared with other developers' test runs while this ran: the load average
   at start and end is in the JSON and above, and the numbers carry that noise. Only the
   throughput row pins Home Assistant (every thread of its process) to CPU 0 and the broker and
@@ -51,7 +53,8 @@ JSON to `bench/results/latest.json` and regenerates this page and README's table
 - **1. REST send latency**: an HTTP client in its own process sends, one at a time over one
   keep-alive connection, HA's `POST /api/services/mqtt/publish` with topic `iotee/dev/H/rls`,
   payload `0` at QoS 0 and at QoS 1, and IoTee's `POST /api/iotee/devices/H/commands`
-  `{"command": "unlock"}` (which publishes exactly that at QoS 1), with an IoTee API key and
+  `{"command": "unlock"}` (which publishes exactly that, at QoS 0: the lock confirms), with an
+  IoTee API key and
   with the same HA long-lived access token. *50 ms apart*: one request of each kind per round,
   in an order shuffled every round, 50 ms after each answer; 200 rounds after a warm-up.
   *Bursts of 10*: ten requests of one kind back to back (the next sent as soon as the answer is
@@ -61,7 +64,8 @@ JSON to `bench/results/latest.json` and regenerates this page and README's table
   Idempotency-Key, answered after the simulated controller confirmed (`SUCCESS`), each request
   on the next of its 8 relays, in the same patterns; compared with HA's QoS 1 publish.
 - **3. Throughput**: 32 closed loops inside HA, each on its own relay of 8 simulated WLTE
-  controllers: the baseline calls `mqtt.publish` with a WLTE command and waits for the device's
+  controllers: the baseline calls `mqtt.publish` with a WLTE command at QoS 0 (the QoS IoTee's
+  default gives a command the device confirms) and waits for the device's
   `SUCCESS`; IoTee calls `iotee.relay_command` with `wait: true` (stored before the publish,
   tracked, every status change persisted and evented, entities updated). 2 x 4,000 commands
   each, alternating, after a warm-up; IoTee's runs end when the last status change is on disk.
@@ -148,7 +152,8 @@ Three places, in order of what they cost a caller:
    answer (ACK, state, SUCCESS); the answer waits for the broker's delayed ACK of the PUBACK. That
    is the second 40 ms of every confirmed round trip (with QoS 1 subscriptions it also put the
    device's answer right into the 40 ms window of point 1 for the next request). A command
-   published at QoS 0 gets no PUBACK: the hub option *Command QoS* 0 removes this hold (below).
+   published at QoS 0 gets no PUBACK: IoTee's default *Command QoS*, Automatic, publishes every
+   command its device confirms at QoS 0, which removes this hold (below).
 3. **The broker's connections** (mosquitto's `set_tcp_nodelay` is off by default): a PUBACK or
    forwarded message behind the broker's previous small segment to the same client. These
    disappear with `set_tcp_nodelay true` (the broker rows of the capture table); with the
@@ -157,7 +162,8 @@ Three places, in order of what they cost a caller:
 What a user's broker setting can and cannot do is in the network table: `set_tcp_nodelay true`
 removes the broker's own holds; the holds on the devices' sockets are the devices'. With IoTee
 subscribing at QoS 0, devices that send with Nagle off as well remove the rest (the third
-column), and so does IoTee's command QoS 0 with devices as they are (the `qos0` column). With
+column), and so does IoTee's command QoS 0 with devices as they are (every column but `qos1`,
+which publishes IoTee's commands at QoS 1 as IoTee's earlier default did). With
 QoS 1 subscriptions only the fourth column - Nagle off on HA's MQTT socket as well, a setting HA
 does not offer (a change for HA's MQTT client, which already sets `SO_RCVBUF` on the same socket
 when it opens it; IoTee must not reach into HA's client) - removed the stall, and a QoS 1
@@ -239,22 +245,22 @@ the answer - superseding an open command, HA's MQTT client not connected, the de
 offline - so those still answer `failed` at once; "stored before published" stays. What moves
 to the record, the `iotee_command_status` event and the entity is only a publish that fails
 after it was handed to HA's client (the connection dropping meanwhile). The WLTE API waits for
-the device anyway, so its 503 and its answer are unchanged - and at the default command QoS 1
-it keeps the devices' hold 2 (hold 1 went with the QoS 0 subscriptions; the option below
-removes hold 2): its target, bare QoS 1 + 2 ms, is out of reach on a stock stack; with Nagle
-off on the broker and the devices the round trip in bursts took 4.26 ms p50 against HA's QoS 1
-publish's 1.59 ms (capture run of 14:27).
+the device anyway, so its 503 and its answer are unchanged - and at command QoS 1 (the
+default then) it kept the devices' hold 2 (hold 1 went with the QoS 0 subscriptions; the
+default below removes hold 2): its target, bare QoS 1 + 2 ms, is out of reach on a stock stack,
+where the broker's own holds remain; with Nagle off on the broker and the devices the round
+trip in bursts took 4.26 ms p50 against HA's QoS 1 publish's 1.59 ms (capture run of 14:27).
 
-## What IoTee offers: command QoS 0, a hub option
+## What IoTee chose: command QoS 0 where the device confirms (the default, Automatic)
 
 Hold 2 is a device's PUBACK of a QoS 1 command: the device's answer waits behind it for the
 broker's delayed ACK. A device that receives the command at QoS 0 sends no PUBACK, and the
 broker delivers at the lower of the publisher's QoS and the device's subscription's, so the
-QoS IoTee publishes with decides it. The hub option *Command QoS* (1, the default, or 0)
-chooses it. Measured on the same machine one after the other (`scripts/bench --only broker`
-and `--only stock`, `--rows 10000 --queue-devices 10`, on the parent commit of the option and
-on a copy of it with the engine's QoS set to 0, 2026-12-02 21:41-21:53), the confirmed WLTE
-round trip, p50 / p99:
+QoS IoTee publishes with decides it. The hub option *Command QoS* chooses it: Automatic (the
+default since 2026-12-03), 1 or 0. Measured on the same machine one after the other
+(`scripts/bench --only broker` and `--only stock`, `--rows 10000 --queue-devices 10`, on the
+parent commit of the option and on a copy of it with the engine's QoS set to 0, 2026-12-02
+21:41-21:53), the confirmed WLTE round trip, p50 / p99:
 
 | broker | pattern | command QoS 1 | command QoS 0 |
 |---|---|---|---|
@@ -265,17 +271,22 @@ round trip, p50 / p99:
 
 On a stock broker the broker's own holds remain (its PUBACK of a device's answer, then the next
 command to that device behind it); with the broker setting nothing of the devices' holds is
-left, without touching a device. The `qos0` column of the network table measures the option
-itself in every run: in the full run of 2026-12-02 22:23-22:36 the confirmed round trip took
+left, without touching a device. While QoS 1 was the default, a `qos0` column measured the
+option in every run: in the full run of 2026-12-02 22:23-22:36 the confirmed round trip took
 6.05 ms p50 50 ms apart and 5.17 ms in bursts, against 48.2 and 47.9 ms with the broker setting
-alone and about what devices with Nagle off give (5.32 and 4.76 ms). What QoS 0 costs:
+alone and about what devices with Nagle off give (5.32 and 4.76 ms). Now the default gives it
+and the `qos1` column measures what QoS 1 costs. What QoS 0 costs:
 `published` means handed to HA's MQTT client instead of acknowledged by the broker (HA itself
 waits at most 10 s for a PUBACK and then only logs, so a QoS 1 `published` was never a hard
 proof either), and a broker keeps no QoS 0 command for a device with a persistent session while
 it is away (IoTee's queue for offline devices does not rely on the broker). Every command to a
-device that confirms still ends only with the device's answer, a failure or its timeout; a
-custom device set to confirm nothing ends `published`, which then says less. So the default
-stays QoS 1, and README's install section tells users the pair of settings.
+device that confirms still ends only with the device's answer, a failure or its timeout, so
+for those no outcome says less; and a device briefly away no longer gets, from the broker, a
+command IoTee already reported timed out. Only for a custom device set to confirm nothing
+would `published` say less, and Automatic publishes its commands at QoS 1. HA's own MQTT
+entities and its `mqtt.publish` action publish at QoS 0 unless told otherwise. So Automatic is
+the default (hubs that stored QoS 1 or 0 keep it), and README's install section tells users
+the broker setting.
 
 ## Tracking cost (row 3)
 
