@@ -353,6 +353,32 @@ the loop's `socket.recv` at 11 % (0.04 s on the bare side): on one core the loop
 the GIL while the store thread writes. Every piece is one the product promises, so the target
 stays missed.
 
+How far the two largest pieces are from the target, measured by taking them out (a git worktree
+with two switches, not the product; `scripts/bench --only tuned --commands 2000`, one run each,
+2026-12-03 05:50-06:05): with no entity state write per status change 0.43x, with no status
+update stored 0.46x, with neither 0.48x, against 0.45x for the product in the same series (HA's
+CPU per confirmed command 1.56, 1.54, 1.58 and 1.64 ms; the bare side 0.67-0.75 ms). Even
+without both, the record's insert before the publish, the tracking, the event and HA's service
+call with its response keep the ratio under 0.5x on this machine: the target is not within
+reach of trimming. Two smaller costs are gone since: an action or entity that waits for a
+command already ended when its publish returned (its answer was in by then) took its
+end from the store, one round trip to the store thread per command; it now has the record in
+hand. And since 2026-12-03 the bare side publishes at QoS 0, as IoTee's default does for
+these commands, so neither side waits for the broker's PUBACK.
+
+**What the QoS 0 default costs at saturation.** Alternating the tuned row with IoTee's command
+QoS Automatic (0 for these commands) and QoS 1 (`scripts/bench --only tuned --commands 2000`,
+two runs each, 2026-12-03 07:26-07:35, the bare side at QoS 0 in all four): IoTee took 2.72
+and 2.71 ms of HA's CPU per confirmed command at QoS 0, 1.74 and 1.84 ms at QoS 1 (0.33-0.34x
+against 0.47-0.49x of the bare rate; the bare side 0.86-0.94 ms). By thread, the event loop
+2.22 against 1.53-1.60 ms and IoTee's store thread 0.49 against 0.22-0.24 ms: without the wait
+for the broker's PUBACK each command goes through faster, the store's group commits hold fewer
+commands each, and the store thread, committing twice as often, competes with the loop for the
+one core. That is the price of the default at several hundred commands per second on one core;
+in a home, where commands come far below that rate, the default buys confirmations in a few
+milliseconds instead of about 50 (the network table). Larger groups at QoS 0 - holding a group
+open for a short moment - would be the next thing to try.
+
 ## Startup of a large home (row 5)
 
 **Home Assistant 2026.10 adds at most 10,000 enabled entities per config entry**
