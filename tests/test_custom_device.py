@@ -376,7 +376,9 @@ def porch_device(peer: PahoPeer) -> list[str]:
 
 
 async def add_porch(hass: HomeAssistant, peer: PahoPeer) -> tuple[MockConfigEntry, list[str]]:
-    """Add the porch board through the flow (a bad JOG first); subscribe the peer as it."""
+    """Add the porch board through the flow (a bad JOG first); subscribe the peer as it.
+
+    The list returned gets each command the board receives, as ``"topic payload"``."""
     entry = await setup_hub(hass, ())
     result = await hass.config_entries.subentries.async_init(
         (entry.entry_id, SUBENTRY_DEVICE), context={"source": SOURCE_USER}
@@ -403,8 +405,12 @@ async def add_porch(hass: HomeAssistant, peer: PahoPeer) -> tuple[MockConfigEntr
 async def test_iotee_jog_closes_then_opens_the_relay_in_one_command(
     hass: HomeAssistant, mqtt_entry: MockConfigEntry, peer: PahoPeer
 ) -> None:
-    """The JOG button publishes ON, then OFF 0.4 s later; one command, completed on OFF."""
+    """The JOG button publishes ON, then OFF 0.4 s later; one command, completed on OFF. At
+    the automatic command QoS the ON goes at 0 (the board confirms) and the OFF at 1: the relay
+    must open again even across a dropped connection."""
     entry, received = await add_porch(hass, peer)
+    qos_seen: list[int] = []
+    peer.handlers.append(lambda _c, m: qos_seen.append(m.qos))
     engine = engine_of(entry)
     seen: list[str] = []
     hass.bus.async_listen(
@@ -432,6 +438,7 @@ async def test_iotee_jog_closes_then_opens_the_relay_in_one_command(
     # unknown until the first report; on while closed; off again (attribute writes between).
     states = [s for i, s in enumerate(seen) if i == 0 or s != seen[i - 1]]
     assert states == ["unknown", "on", "off"]
+    assert qos_seen == [0, 1]
 
 
 async def test_a_newer_command_cancels_the_jogs_off(

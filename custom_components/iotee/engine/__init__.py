@@ -95,17 +95,19 @@ class EngineSettings:
     retention_days: float = 90.0
     """The history's retention: no command is kept queued for longer."""
 
-    def qos_for(self, record: CommandRecord) -> int:
-        """Return the QoS to publish ``record`` with.
+    def qos_for(self, record: CommandRecord, *, follow_up: bool = False) -> int:
+        """Return the QoS to publish ``record`` (or its ``follow_up``) with.
 
         Automatic: 0 for a command its device confirms - its answer is the proof, and it does
         not wait behind the device's PUBACK - and 1 for one to a device that confirms nothing,
         where the broker's acknowledgement is all there is to know (HA's own MQTT entities
-        publish at QoS 0 unless told otherwise).
+        publish at QoS 0 unless told otherwise). The OFF of a JOG done by IoTee goes at 1:
+        the relay must open again even if the connection drops just then (HA's client sends
+        an unacknowledged QoS 1 message again once it is back).
         """
         if self.qos is not None:
             return self.qos
-        return 0 if record.awaits_confirmation else 1
+        return 0 if record.awaits_confirmation and not follow_up else 1
 
 
 @dataclass(frozen=True, slots=True)

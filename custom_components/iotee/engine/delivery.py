@@ -64,7 +64,7 @@ class Delivery:
         self,
         hass: HomeAssistant,
         *,
-        qos: Callable[[CommandRecord], int],
+        qos: Callable[..., int],
         window: Callable[[CommandSpec], float],
         book: DeviceBook,
         tracker: Tracker,
@@ -315,7 +315,11 @@ class Delivery:
         ended: the relay must open again. A failed publish fails a command still open."""
         try:
             await mqtt.async_publish(
-                self.hass, record.topic, payload, qos=self._qos(record), retain=False
+                self.hass,
+                record.topic,
+                payload,
+                qos=self._qos(record, follow_up=True),
+                retain=False,
             )
         except HomeAssistantError as err:
             _LOGGER.error("Could not open %s again after its JOG: %s", record.target, err)
