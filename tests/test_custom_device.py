@@ -552,13 +552,16 @@ async def test_entity_and_action_succeed_on_a_device_that_never_confirms(
     unsubscribe = async_track_state_change_event(
         hass,
         "switch.bell_relay_1",
-        lambda event: statuses.append(event.data["new_state"].attributes["last_command_status"]),
+        lambda event: statuses.append(
+            event.data["new_state"].attributes.get("last_command_status")
+        ),
     )
 
     await hass.services.async_call(
         "switch", "turn_on", {"entity_id": "switch.bell_relay_1"}, blocking=True
     )
     await wait_for(lambda: received == ["bell/1/ring 1"])
+    await hass.async_block_till_done()
     assert statuses == ["pending", "published"]
 
     store = entry.runtime_data.store
@@ -574,6 +577,7 @@ async def test_entity_and_action_succeed_on_a_device_that_never_confirms(
     assert response["status"] == "published"
     assert response["command"] == "OFF"
     await wait_for(lambda: received == ["bell/1/ring 1", "bell/1/ring 0"])
+    await hass.async_block_till_done()
     assert statuses == ["pending", "published", "pending", "published"]
     unsubscribe()
     await stop_hub(hass, entry)
