@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from homeassistant.components import mqtt
 from homeassistant.core import HomeAssistant, callback
@@ -41,6 +41,13 @@ _LOGGER = logging.getLogger(__name__)
 
 type ForceEnd = Callable[[CommandRecord, CommandStatus, ErrorCode, str], None]
 type Changed = Callable[[CommandRecord, CommandStatus | None], None]
+
+
+class QosFor(Protocol):
+    """The QoS to publish a command (or its follow-up) with (``EngineSettings.qos_for``)."""
+
+    def __call__(self, record: CommandRecord, *, follow_up: bool = False) -> int: ...
+
 
 NOT_CONNECTED = "Home Assistant's MQTT client is not connected to the broker"
 
@@ -64,7 +71,7 @@ class Delivery:
         self,
         hass: HomeAssistant,
         *,
-        qos: Callable[..., int],
+        qos: QosFor,
         window: Callable[[CommandSpec], float],
         book: DeviceBook,
         tracker: Tracker,
