@@ -379,6 +379,17 @@ in a home, where commands come far below that rate, the default buys confirmatio
 milliseconds instead of about 50 (the network table). Larger groups at QoS 0 - holding a group
 open for a short moment - would be the next thing to try.
 
+**Both tried, neither kept** (2026-12-03). Counted in the tuned row at QoS 0 (2,000 commands):
+7,808 inserts went in 6,926 calls and 18,953 status updates in 11,500 calls, about 2.5
+commits per command. Holding an update group open 5 ms changed little (1.75 instead of 1.65
+updates per call), because every insert hands over the updates taken before it. Letting an
+insert carry those updates in its own transaction (one commit instead of two, the checkpoint
+moved to a call of its own) cut the calls as intended, but four alternating runs (`scripts/bench
+--only tuned --commands 2000`, 10:20-10:35) read 0.38x and 0.34x with it against 0.33x and
+0.31x without: IoTee's store thread took 0.38 and 0.35 ms per command against 0.40 and 0.32
+ms, within this shared machine's noise. A change to what an insert's failure means is not
+worth landing on that, so the store is as it was.
+
 ## Startup of a large home (row 5)
 
 **Home Assistant 2026.10 adds at most 10,000 enabled entities per config entry**
