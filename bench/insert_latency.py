@@ -3,7 +3,7 @@
 ``python -m bench.insert_latency [COUNT]`` inserts COUNT commands (2,000) one after another into
 a fresh store in a temporary directory through ``AsyncCommandStore.insert``, as the engine does
 before it publishes or answers, and prints the p50 and p90 of that await, next to the p50 of a
-bare round trip to the same worker thread (``run_in_executor`` of a no-op). Not a benchmark row:
+bare round trip to the same worker thread (a no-op submitted to it). Not a benchmark row:
 the number docs/performance.md quotes for the part of a REST send that is the durable insert.
 """
 
@@ -44,7 +44,6 @@ async def measure(count: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as directory:
         store = AsyncCommandStore(CommandStore(Path(directory) / "iotee.db"))
         await store.open()
-        loop = asyncio.get_running_loop()
         inserts: list[float] = []
         hops: list[float] = []
         try:
@@ -54,7 +53,7 @@ async def measure(count: int) -> dict[str, float]:
                 await store.insert(record)
                 inserts.append(time.perf_counter() - started)
                 started = time.perf_counter()
-                await loop.run_in_executor(store._executor, int)
+                await store._worker.submit(int)
                 hops.append(time.perf_counter() - started)
             stored = await store.count()
             if stored != count:

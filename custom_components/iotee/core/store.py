@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,6 +48,7 @@ from typing import Any
 
 from .model import Attempt, CommandRecord, CommandStatus, Transition
 from .query import CommandQuery, Cursor, Page
+from .worker import Worker
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -1007,7 +1007,7 @@ class AsyncCommandStore:
     def __init__(self, store: CommandStore) -> None:
         """Wrap ``store``."""
         self.store = store
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iotee_store")
+        self._worker = Worker("iotee_store")
         self._inserts: list[tuple[RecordRow, asyncio.Future[None]]] = []
         """New records taken but not yet handed to the worker thread (see ``insert``)."""
         self._deferred: dict[str, CommandRecord] = {}
@@ -1026,10 +1026,9 @@ class AsyncCommandStore:
         """Calls the worker thread has started (counted on it)."""
 
     async def _run[T](self, func: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
         self._submit_deferred()
         self._submitted += 1
-        return await loop.run_in_executor(self._executor, self._started_call, func, *args)
+        return await self._worker.submit(self._started_call, func, *args)
 
     def _schedule(self) -> None:
         if not self._scheduled:
@@ -1040,7 +1039,6 @@ class AsyncCommandStore:
         """Hand the deferred inserts, then the deferred updates, to the worker thread (one call
         each), ahead of any later call."""
         self._scheduled = False
-        loop = asyncio.get_running_loop()
         self._submit_inserts()
         batch = self._batch
         if batch is None:
@@ -1049,9 +1047,7 @@ class AsyncCommandStore:
         rows = [record_row(record) for record in records.values()]
         self._submitted += 1
         self._writing = True
-        written = loop.run_in_executor(
-            self._executor, self._started_call, self.store.update_rows, rows
-        )
+        written = self._worker.submit(self._started_call, self.store.update_rows, rows)
         written.add_done_callback(functools.partial(_settle, batch))
         written.add_done_callback(self._written)
 
@@ -1061,8 +1057,8 @@ class AsyncCommandStore:
         inserts, self._inserts = self._inserts, []
         self._submitted += 1
         self._inserting = True
-        stored = asyncio.get_running_loop().run_in_executor(
-            self._executor, self._started_call, self.store.insert_rows, [r for r, _ in inserts]
+        stored = self._worker.submit(
+            self._started_call, self.store.insert_rows, [r for r, _ in inserts]
         )
         stored.add_done_callback(functools.partial(_settle_each, [f for _, f in inserts]))
         stored.add_done_callback(self._inserted)
@@ -1097,7 +1093,7 @@ class AsyncCommandStore:
         try:
             await self._run(self.store.close)
         finally:
-            await asyncio.to_thread(self._executor.shutdown, wait=True)
+            await asyncio.to_thread(self._worker.stop)
 
     async def insert(self, record: CommandRecord) -> None:
         """Store a new record (its state as of this call); return once it is durable.

@@ -1,0 +1,104 @@
+"""One worker thread that runs calls in order and answers each on its caller's event loop.
+
+The store's every call goes to one thread (SQLite connections are used from one thread). Asyncio's
+``run_in_executor`` with a one-thread ``ThreadPoolExecutor`` does that too, but each call also
+builds a ``concurrent.futures.Future`` (with its condition and lock), a work item, and a chain of
+callbacks copying its outcome to an asyncio future: on this project's machine a round trip took
+about 80 us, 55 us of it on the event loop (20,000 awaited calls of a function doing nothing).
+Here a call is one queue put and its outcome one ``call_soon_threadsafe``: about 45 us, 28 us
+on the loop, measured the same way. The thread never touches an asyncio future itself (only
+the loop's own thread may).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+import contextlib
+import queue
+import threading
+from typing import Any
+
+type _Call = tuple[
+    asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]
+]
+
+
+class WorkerStoppedError(RuntimeError):
+    """A call came after ``stop``: nothing runs it."""
+
+
+class Worker:
+    """Run calls on one thread of our own, strictly in the order they were submitted."""
+
+    def __init__(self, name: str) -> None:
+        """Prepare the thread ``name``; it starts with the first call."""
+        self.name = name
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def submit[T](self, func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Run ``func(*args)`` on the thread after every call submitted before; return the
+        future of its outcome, on the running event loop."""
+        if self._stopped:
+            raise WorkerStoppedError(f"{self.name} is stopped")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._main, name=self.name)
+            self._thread.start()
+        self._calls.put((loop, future, func, args))
+        return future
+
+    def stop(self) -> None:
+        """Let the calls submitted so far run, then end the thread and wait for it (blocking:
+        call it off the event loop). Later calls raise ``WorkerStoppedError``."""
+        self._stopped = True
+        thread = self._thread
+        if thread is None:
+            return
+        self._calls.put(None)
+        thread.join()
+
+    def _main(self) -> None:
+        get = self._calls.get
+        while (call := get()) is not None:
+            _run(*call)
+            del call  # nothing of a finished call stays referenced while the thread waits
+
+
+def _run(
+    loop: asyncio.AbstractEventLoop,
+    future: asyncio.Future[Any],
+    func: Callable[..., Any],
+    args: tuple[Any, ...],
+) -> None:
+    """Run one call on the worker thread and send its outcome to its loop."""
+    try:
+        result = func(*args)
+    except BaseException as err:  # every outcome goes to its caller, as an executor's does
+        _answer(loop, _set_exception, future, err)
+    else:
+        _answer(loop, _set_result, future, result)
+
+
+def _answer(
+    loop: asyncio.AbstractEventLoop,
+    settle: Callable[[asyncio.Future[Any], Any], None],
+    future: asyncio.Future[Any],
+    outcome: Any,
+) -> None:
+    """Hand ``outcome`` to ``future`` on its loop (gone: nobody is waiting any more)."""
+    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+        loop.call_soon_threadsafe(settle, future, outcome)
+
+
+def _set_result(future: asyncio.Future[Any], result: Any) -> None:
+    if not future.cancelled():
+        future.set_result(result)
+
+
+def _set_exception(future: asyncio.Future[Any], err: BaseException) -> None:
+    if not future.cancelled():
+        future.set_exception(err)
