@@ -322,6 +322,10 @@ def _optional(row: sqlite3.Row | Mapping[str, Any], name: str) -> Any:
     return row[name] if name in row.keys() else None  # noqa: SIM118 (sqlite3.Row)
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+"""Built once: ``json.dumps`` with a keyword builds an encoder a call."""
+
+
 def record_row(record: CommandRecord) -> RecordRow:
     """Return a snapshot of ``record`` as a row (cheap: safe to take on the event loop)."""
     return _record_to_row(record)
@@ -342,7 +346,7 @@ def _record_to_row(record: CommandRecord) -> RecordRow:
         record.relay,
         record.topic,
         record.payload,
-        json.dumps(record.params, separators=(",", ":")),
+        _COMPACT.encode(record.params),
         record.status.value,
         _ts(record.created_at),
         _ts(record.updated_at),
