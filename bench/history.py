@@ -143,8 +143,7 @@ def db_bytes(db: sqlite3.Connection, path: str) -> int:
 
 async def on_store_thread[T](store: AsyncCommandStore, func: Callable[..., T], *args: Any) -> T:
     """Run ``func`` on the store's own worker thread (in order with its other calls)."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(store._executor, func, *args)
+    return await store._worker.submit(func, *args)
 
 
 async def _timed_together(
