@@ -221,8 +221,8 @@ before and after (`scripts/bench --only stock --rows 10000 --commands 2000 --que
 1.98 and 2.15 to 2.16 ms (HA's QoS 0 publish 1.22 and 1.24 ms). Rows 1 above are the product
 now. What is left
 against HA's QoS 0 publish is the durable insert's round trip to the store thread
-(`python -m bench.insert_latency`: p50 130-145 us on an idle loop, of which 70-80 us is the
-bare round trip to the worker thread), the view's own work, and - in bursts, where the next
+(`python -m bench.insert_latency`: p50 130-220 us on an idle loop, of which 45-70 us is the
+bare round trip to the worker thread; below), the view's own work, and - in bursts, where the next
 request follows at once - the tracking of the command just sent (its published, acknowledged
 and completed statuses written to the store, the event and the entity while the next request
 is being handled: row 3's cost). In a burst to one lock each send also supersedes the previous
@@ -389,6 +389,32 @@ moved to a call of its own) cut the calls as intended, but four alternating runs
 0.31x without: IoTee's store thread took 0.38 and 0.35 ms per command against 0.40 and 0.32
 ms, within this shared machine's noise. A change to what an insert's failure means is not
 worth landing on that, so the store is as it was.
+
+**The store's worker thread is one of IoTee's own** (2026-12-03, `core/worker.py`). Asyncio's
+`run_in_executor` with a one-thread `ThreadPoolExecutor` built, for every call, a
+`concurrent.futures.Future` (with its condition and lock), a work item and the callbacks that
+copy its outcome to an asyncio future. Now a call is one put on a queue and its outcome one
+`call_soon_threadsafe`, in the same order on the same single thread. A no-op's round trip
+(20,000 awaited calls) took 75-88 us, 52-61 us of it on the event loop, and now 44-45 us, 27-29
+us on the loop. `python -m bench.insert_latency 3000`, six runs each, alternating with the
+commit before in a git worktree (11:45 and 12:23): the insert's p50 204-273 us before and
+133-218 us after, the bare round trip 93-113 against 44-67 us. Reduced stock runs alternating
+the same way (`scripts/bench --only stock --rows 10000 --queue-devices 10 --commands 1000`,
+11:57-12:19, three before and two after; ratios against HA's QoS 0 publish of the same run):
+
+| row | before | after |
+|---|---|---|
+| REST send, `X-API-Key`, 50 ms apart, p50 | 1.09x, 1.14x, 1.14x | 1.09x, 1.11x |
+| REST send, HA token, 50 ms apart, p50 | 1.18x, 1.22x, 1.25x | 1.17x, 1.19x |
+| REST send, `X-API-Key`, bursts of 10, p50 | 1.54x, 1.63x, 1.65x | 1.44x, 1.50x |
+| REST send, HA token, bursts of 10, p50 | 1.66x, 1.77x, 1.82x | 1.62x, 1.67x |
+| throughput, stock stack | 0.51x, 0.59x, 0.65x | 0.67x, 0.70x |
+
+Every row moved the same way, by more than the 30-40 us a hop saves: on two cores the store
+thread holds the GIL for less Python per call, so the event loop waits for it less. On one core
+(`--only tuned --commands 2000`, three runs each, alternating) nothing changed that the noise
+does not cover: 0.36x, 0.36x and 0.37x before, 0.33x, 0.36x and 0.43x after. The bursts' p50
+targets stay missed.
 
 ## Startup of a large home (row 5)
 
