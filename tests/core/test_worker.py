@@ -27,7 +27,7 @@ async def test_calls_run_in_order_on_one_thread_of_their_own() -> None:
         assert await asyncio.gather(*futures) == [n * 10 for n in range(50)]
         assert ran == [(n, "iotee_test_worker") for n in range(50)]
     finally:
-        await asyncio.to_thread(worker.stop)
+        await worker.async_stop()
     assert _threads("iotee_test_worker") == []
 
 
@@ -44,7 +44,7 @@ async def test_an_error_reaches_its_caller_and_the_next_call_still_runs() -> Non
             await failed
         assert await after == "still running"
     finally:
-        await asyncio.to_thread(worker.stop)
+        await worker.async_stop()
 
 
 async def test_a_cancelled_wait_does_not_stop_the_call_or_the_next() -> None:
@@ -65,7 +65,7 @@ async def test_a_cancelled_wait_does_not_stop_the_call_or_the_next() -> None:
         assert done == ["slow", "next"]  # the cancelled wait's call ran all the same
         assert cancelled.cancelled()
     finally:
-        await asyncio.to_thread(worker.stop)
+        await worker.async_stop()
 
 
 async def test_stop_lets_submitted_calls_finish_then_refuses_more() -> None:
@@ -77,9 +77,11 @@ async def test_stop_lets_submitted_calls_finish_then_refuses_more() -> None:
         return "finished"
 
     pending = worker.submit(slow)
-    stopping = asyncio.ensure_future(asyncio.to_thread(worker.stop))
+    stopping = asyncio.ensure_future(worker.async_stop())
     await asyncio.sleep(0.05)
     assert not stopping.done()  # waits for the call under way
+    with pytest.raises(WorkerStoppedError):  # refused while stopping: never left unanswered
+        worker.submit(slow)
     release.set()
     await stopping
     assert await pending == "finished"
@@ -91,7 +93,7 @@ async def test_stop_lets_submitted_calls_finish_then_refuses_more() -> None:
 async def test_a_worker_never_used_starts_no_thread_and_stops_at_once() -> None:
     worker = Worker("iotee_test_unused")
     assert _threads("iotee_test_unused") == []
-    worker.stop()
+    await worker.async_stop()
     assert _threads("iotee_test_unused") == []
 
 
@@ -116,5 +118,5 @@ def test_an_answer_for_a_closed_loop_is_dropped_without_killing_the_thread() -> 
         finally:
             later.close()
     finally:
-        worker.stop()
+        asyncio.run(worker.async_stop())
     assert _threads("iotee_test_worker") == []

@@ -1097,7 +1097,7 @@ class AsyncCommandStore:
         try:
             await self._run(self.store.close)
         finally:
-            await asyncio.to_thread(self._worker.stop)
+            await self._worker.async_stop()
 
     async def insert(self, record: CommandRecord) -> None:
         """Store a new record (its state as of this call); return once it is durable.

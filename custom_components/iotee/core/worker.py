@@ -51,15 +51,18 @@ class Worker:
         self._calls.put((loop, future, func, args))
         return future
 
-    def stop(self) -> None:
-        """Let the calls submitted so far run, then end the thread and wait for it (blocking:
-        call it off the event loop). Later calls raise ``WorkerStoppedError``."""
+    async def async_stop(self) -> None:
+        """Let the calls submitted so far run, then end the thread and wait for it (off the
+        event loop). Later calls raise ``WorkerStoppedError``.
+
+        Called on the loop, like ``submit``: no call can slip in behind the end of the queue.
+        """
         self._stopped = True
         thread = self._thread
         if thread is None:
             return
         self._calls.put(None)
-        thread.join()
+        await asyncio.to_thread(thread.join)
 
     def _main(self) -> None:
         get = self._calls.get
