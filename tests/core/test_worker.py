@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -120,3 +123,31 @@ def test_an_answer_for_a_closed_loop_is_dropped_without_killing_the_thread() -> 
     finally:
         asyncio.run(worker.async_stop())
     assert _threads("iotee_test_worker") == []
+
+
+_NEVER_STOPPED = """
+import asyncio, time
+from custom_components.iotee.core.worker import Worker
+
+worker = Worker("iotee_exit")
+
+async def main():
+    worker.submit(time.sleep, 0.2)
+    worker.submit(print, "ran before exit")
+
+asyncio.run(main())
+"""
+
+
+def test_a_process_exits_with_a_worker_never_stopped_after_its_queued_calls_ran() -> None:
+    """Python joins every thread before it exits: an idle worker must not keep it alive."""
+    done = subprocess.run(
+        [sys.executable, "-c", _NEVER_STOPPED],
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "ran before exit\n"

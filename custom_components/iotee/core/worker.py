@@ -18,6 +18,7 @@ import contextlib
 import queue
 import threading
 from typing import Any
+import weakref
 
 type _Call = tuple[
     asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]
@@ -25,7 +26,28 @@ type _Call = tuple[
 
 
 class WorkerStoppedError(RuntimeError):
-    """A call came after ``stop``: nothing runs it."""
+    """A call came after ``async_stop``: nothing runs it."""
+
+
+_RUNNING: weakref.WeakSet[Worker] = weakref.WeakSet()
+"""Workers whose thread runs (each stays alive while its thread does)."""
+
+
+def _stop_all_at_exit() -> None:
+    """The interpreter is exiting: let every worker finish its queue, then end.
+
+    Python joins every thread not a daemon before it exits, and a worker never stopped would
+    wait for its next call forever: the process would never end. ``concurrent.futures`` ends
+    its executors' threads the same way, through the same hook, which runs before that join.
+    (Home Assistant replaces that join with its own, which gives up after a timeout and runs
+    no such hook; there the store stops its worker when the hub stops.)
+    """
+    for worker in list(_RUNNING):
+        worker._stopped = True
+        worker._calls.put(None)
+
+
+threading._register_atexit(_stop_all_at_exit)  # type: ignore[attr-defined]
 
 
 class Worker:
@@ -48,6 +70,7 @@ class Worker:
         if self._thread is None:
             self._thread = threading.Thread(target=self._main, name=self.name)
             self._thread.start()
+            _RUNNING.add(self)
         self._calls.put((loop, future, func, args))
         return future
 
