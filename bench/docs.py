@@ -410,19 +410,20 @@ the same way (`scripts/bench --only stock --rows 10000 --queue-devices 10 --comm
 | REST send, HA token, bursts of 10, p50 | 1.66x, 1.77x, 1.82x | 1.62x, 1.67x |
 | throughput, stock stack | 0.51x, 0.59x, 0.65x | 0.67x, 0.70x |
 
-Every row moved the same way, by more than the 30-40 us a hop saves: on two cores the store
-thread holds the GIL for less Python per call, so the event loop waits for it less. On one core
+Every row moved the same way, by more than the 30-40 us a hop saves. The likely reason, not
+measured apart: on two cores the store thread now holds the GIL for less Python per call, so
+the event loop waits for it less. On one core
 (`--only tuned --commands 2000`, three runs each, alternating) nothing changed that the noise
 does not cover: 0.36x, 0.36x and 0.37x before, 0.33x, 0.36x and 0.43x after. The bursts' p50
 targets stay missed.
 
-Since less Python on the store thread helped on two cores, the inserts carrying the pending
-updates in their own transaction (tried above on one core only) were measured there too, on top
-of the worker, two runs each alternating with the product (`--only stock --rows 10000
---queue-devices 10 --commands 1000`, 13:34-13:44). The product: bursts p50 1.49x and 1.42x
-with an API key, 1.61x and 1.51x with an HA token, stock throughput 0.65x and 0.70x (HA's CPU
-per command 2.47x and 2.30x the bare side's). With the change: 1.46x and 1.40x, 1.53x and
-1.56x, 0.59x and 0.63x (2.61x and 2.58x). No better, so it stays out.
+If less Python on the store thread is what helped on two cores, fewer calls might help too: the
+inserts carrying the pending updates in their own transaction (tried above on one core only)
+were measured there, on top of the worker, two runs each alternating with the product (`--only
+stock --rows 10000 --queue-devices 10 --commands 1000`, 13:34-13:44). The product: bursts p50
+1.49x and 1.42x with an API key, 1.61x and 1.51x with an HA token, stock throughput 0.65x and
+0.70x (HA's CPU per command 2.47x and 2.30x the bare side's). With the change: 1.46x and 1.40x,
+1.53x and 1.56x, 0.59x and 0.63x (2.61x and 2.58x). No better, so it stays out.
 
 ## Startup of a large home (row 5)
 

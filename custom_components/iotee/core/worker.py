@@ -3,11 +3,10 @@
 The store's every call goes to one thread (SQLite connections are used from one thread). Asyncio's
 ``run_in_executor`` with a one-thread ``ThreadPoolExecutor`` does that too, but each call also
 builds a ``concurrent.futures.Future`` (with its condition and lock), a work item, and a chain of
-callbacks copying its outcome to an asyncio future: on this project's machine a round trip took
-about 80 us, 55 us of it on the event loop (20,000 awaited calls of a function doing nothing).
-Here a call is one queue put and its outcome one ``call_soon_threadsafe``: about 45 us, 28 us
-on the loop, measured the same way. The thread never touches an asyncio future itself (only
-the loop's own thread may).
+callbacks copying its outcome to an asyncio future. Here a call is one queue put and its
+outcome one ``call_soon_threadsafe``: ``python -m bench.insert_latency`` measured the bare round
+trip at 93-113 us with the executor and 44-67 us with this (docs/performance.md, Tracking cost).
+The thread never touches an asyncio future itself (only the loop's own thread may).
 """
 
 from __future__ import annotations
