@@ -15,6 +15,7 @@ from custom_components.iotee.core.device_types import (
     IOTEE_DEVICE,
     SHELLY_GEN2,
     TASMOTA,
+    WLTE_RELAY,
     ZIGBEE2MQTT_LOCK,
     ZIGBEE2MQTT_SWITCH,
     DeviceType,
@@ -321,3 +322,19 @@ def test_configured_as_compares_everything_but_the_ha_device_id() -> None:
     assert not running.configured_as(device(SHELLY_GEN2, 1, prefix="shelly-1"))
     assert not running.configured_as(replace(running, name="Other", device_id=None))
     assert not running.configured_as(replace(running, relay_locks=frozenset({1})))
+
+
+def test_a_confirmation_is_filled_in_once_per_command_and_relay() -> None:
+    """Tracking asks for a target's confirmation with every command: the same filled-in one
+    comes back for the same command and relay, another relay gets its own topic, and a type
+    whose command was replaced (a custom device edited) gets the new template's."""
+    config = device(WLTE_RELAY, relays=4)
+    on = config.device_type.commands["ON"]
+    first = config.confirmation(on, 2)
+    assert first.topic == "wlte/dev1/relay/2/result"
+    assert config.confirmation(on, 2) is first
+    assert config.confirmation(on, 3).topic == "wlte/dev1/relay/3/result"
+    assert config.confirmation(config.device_type.commands["OFF"], 2) == first
+    edited = replace(on, confirmation=replace(on.confirmation, topic="other/{mqtt_id}/{relay}"))
+    assert config.confirmation(edited, 2).topic == "other/dev1/2"
+    assert config.confirmation(on, 2).topic == "wlte/dev1/relay/2/result"

@@ -36,6 +36,11 @@ class DeviceConfig:
     """Keeping commands while the device is offline, and retrying them (its options)."""
     _values: Mapping[str, object] = field(init=False, repr=False, compare=False)
     """What the templates are filled with, relay aside (built once: every command renders)."""
+    _confirmations: dict[tuple[str, int | None], tuple[Confirmation, Confirmation]] = field(
+        init=False, repr=False, compare=False
+    )
+    """Filled-in confirmations by command name and relay, each with the template it was filled
+    from (``confirmation``: every command of a target needs the same one)."""
 
     def __post_init__(self) -> None:
         """Build the template values once."""
@@ -43,6 +48,7 @@ class DeviceConfig:
         values.update(self.settings)
         values["mqtt_id"] = self.topic_id
         object.__setattr__(self, "_values", values)
+        object.__setattr__(self, "_confirmations", {})
 
     def configured_as(self, other: DeviceConfig) -> bool:
         """Whether ``other`` configures the device exactly as this does, its HA device id
@@ -103,8 +109,20 @@ class DeviceConfig:
         return [(self.topic(request.topic), json.dumps(fields))]
 
     def confirmation(self, spec: CommandSpec, relay: int | None) -> Confirmation:
-        """Return ``spec``'s confirmation with this device's topic and field names filled in."""
-        confirmation = spec.confirmation
+        """Return ``spec``'s confirmation with this device's topic and field names filled in.
+
+        Filled in once per command and relay (confirmations are immutable, so every command of
+        that target shares it): tracking a command asks for it each time.
+        """
+        key = (spec.name, relay)
+        cached = self._confirmations.get(key)
+        if cached is not None and cached[0] is spec.confirmation:
+            return cached[1]
+        filled = self._fill_confirmation(spec.confirmation, relay)
+        self._confirmations[key] = (spec.confirmation, filled)
+        return filled
+
+    def _fill_confirmation(self, confirmation: Confirmation, relay: int | None) -> Confirmation:
         values = self.values(relay)
         topic = confirmation.topic.format(**values)
         if isinstance(confirmation, SequenceConfirmation):
