@@ -629,8 +629,49 @@ def render(result: dict[str, Any], rows: list[Row]) -> str:
         " and the order of magnitude, not the second digit.\n\n"
         f"{sizes_line(sizes)}\n\n"
         f"{markdown_tables(rows, result['raw'])}\n\n"
+        f"{breakdown_table(result['raw'])}"
         f"{_HOW}\n" + _FINDINGS.replace("{capture_table}", capture_table())
     )
+
+
+def breakdown_table(raw: dict[str, Any]) -> str:
+    """Row 3's breakdown on the tuned stack (``bench.breakdown``), or nothing in a run without."""
+    throughput = raw.get("tuned", {}).get("throughput", {})
+    pieces = throughput.get("breakdown")
+    if not pieces:
+        return ""
+    lines = [
+        "### Row 3, tuned stack: the event loop's CPU per confirmed command, piece by piece",
+        "",
+        "One more run of each side after the measured ones (`bench/breakdown.py`), each piece"
+        " inclusive (pieces nest: an entity's write is inside the listeners, the listeners"
+        " inside a status change); the whole run's CPU by thread for scale.",
+        "",
+        "| piece | bare: calls, us per command | IoTee: calls, us per command |",
+        "|---|---|---|",
+    ]
+    bare, ours = pieces["baseline"], pieces["iotee"]
+
+    def cell(side: dict[str, Any], label: str) -> str:
+        cost = side.get(label)
+        if cost is None or not cost["calls_per_command"]:
+            return "-"
+        return f"{cost['calls_per_command']:g}, {cost['us_per_command']:,.1f}"
+
+    for label in ours:
+        lines.append(f"| {label} | {cell(bare, label)} | {cell(ours, label)} |")
+
+    def threads(side: dict[str, Any]) -> str:
+        return ", ".join(
+            f"{thread} {ms * 1000:,.0f} us"
+            for thread, ms in side.get("cpu_ms_per_command_by_thread", {}).items()
+        )
+
+    lines.append(
+        "| HA's CPU per command by thread, in the measured runs |"
+        f" {threads(throughput['baseline'])} | {threads(throughput['iotee'])} |"
+    )
+    return "\n".join(lines) + "\n\n"
 
 
 def sizes_line(sizes: dict[str, Any]) -> str:

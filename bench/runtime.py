@@ -29,6 +29,7 @@ from homeassistant.core import Context, HomeAssistant, callback
 from custom_components.iotee.const import DOMAIN
 from custom_components.iotee.engine import CommandEngine
 
+from .breakdown import measure_breakdown
 from .broker import pin
 from .hassenv import REPO, Device
 from .queue_drain import RELAYS as QUEUE_RELAYS, device_ids as queue_device_ids
@@ -444,6 +445,10 @@ async def measure_throughput(
     for name, counts in statuses.items():
         if name in out:  # not the warm-up
             out[name]["statuses"] = counts
+    side_now[0] = "breakdown"
+    out["breakdown"] = {
+        name: await measure_breakdown(side, workers * per_worker) for name, side in sides.items()
+    }
     if profile is not None:
         side_now[0] = "profiled"
         out["profile"] = await profile_throughput(

@@ -92,6 +92,18 @@ async def test_bench_quick_run_measures_every_row(hass: HomeAssistant, tmp_path:
             assert throughput[side]["statuses"] == {
                 "completed": 2 * throughput["commands_per_run"]
             }, (stage, side)
+    # Row 3's breakdown counts the pieces the tracked side goes through, once per command for
+    # those that happen once; the bare side tracks nothing.
+    breakdown = raw["tuned"]["throughput"]["breakdown"]
+    tracked = breakdown["iotee"]
+    for label in (
+        "tracking a new command: its matcher and deadline (`track`)",
+        "the command's end (`end`: completed)",
+        "finding the device and command (`resolve`)",
+    ):
+        assert tracked[label]["calls_per_command"] == 1.0, label
+        assert tracked[label]["us_per_command"] > 0, label
+        assert breakdown["baseline"][label]["calls_per_command"] == 0, label
     history = raw["stock"]["history"]
     assert history["ours"]["purged"] == history["ours"]["rows"] == 1000
     assert history["ours"]["device_history"]["returned"] == 100
