@@ -155,6 +155,33 @@ def test_round_trip_preserves_every_field(store: CommandStore) -> None:
     assert loaded.late_confirmation_at == T0 + timedelta(seconds=12)
 
 
+def test_a_rows_history_columns_are_the_json_text_json_dumps_writes(store: CommandStore) -> None:
+    """The transitions and attempts are written out without ``json.dumps`` (cheaper on the event
+    loop): the text stored is still exactly what it writes, so rows of every version read alike."""
+    record = finished("hist", CommandStatus.ACKNOWLEDGED)
+    record.add_attempt(T0 + timedelta(microseconds=7))
+    record.end_attempt(ErrorCode.TIMEOUT.value)
+    record.add_attempt(T0 + timedelta(seconds=3, microseconds=1))
+    record.transition(CommandStatus.COMPLETED, T0 + timedelta(seconds=4, microseconds=999999))
+    store.insert(record)
+
+    row = store.db.execute(
+        "SELECT transitions, attempts FROM commands WHERE command_id = 'hist'"
+    ).fetchone()
+    assert row[0] == json.dumps([[t.status.value, t.at.timestamp()] for t in record.transitions])
+    assert row[1] == json.dumps(
+        [[a.number, a.published_at.timestamp(), a.outcome] for a in record.attempts]
+    )
+    assert json.loads(row[1])[0][2] == "timeout"
+    assert json.loads(row[1])[1][2] is None
+    assert store.get("hist") == record
+    empty = make_record("none")
+    store.insert(empty)
+    assert store.db.execute("SELECT attempts FROM commands WHERE command_id = 'none'").fetchone()[
+        0
+    ] == json.dumps([])
+
+
 def test_round_trip_of_a_minimal_record(store: CommandStore) -> None:
     record = make_record("lock", relay=None, device_type="iotee_device", command="lock")
     store.insert(record)
