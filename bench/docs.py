@@ -668,7 +668,7 @@ def breakdown_table(raw: dict[str, Any]) -> str:
         )
 
     lines.append(
-        "| HA's CPU per command by thread, in the measured runs |"
+        "| HA's CPU per command by thread (`python`: the event loop's), in the measured runs |"
         f" {threads(throughput['baseline'])} | {threads(throughput['iotee'])} |"
     )
     return "\n".join(lines) + "\n\n"
