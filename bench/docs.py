@@ -425,6 +425,44 @@ stock --rows 10000 --queue-devices 10 --commands 1000`, 13:34-13:44). The produc
 0.70x (HA's CPU per command 2.47x and 2.30x the bare side's). With the change: 1.46x and 1.40x,
 1.53x and 1.56x, 0.59x and 0.63x (2.61x and 2.58x). No better, so it stays out.
 
+**The event loop's time per command, piece by piece** (2026-12-03, `bench/breakdown.py`, the
+table under row 3). After the measured runs, each side runs once more with a few functions
+wrapped on their classes: each call adds its thread's CPU time (`time.thread_time_ns`: the
+store thread and the waits for the GIL are not in it) to its piece. Pieces nest and the clock
+reads are system calls, so the rows are inclusive and read a little high. In the full run of
+14:55 the bare side took 730 us of HA's CPU per confirmed command and IoTee 2,152 us (1,754 us
+on the event loop, 398 us on the store thread). The target, 0.6x the bare rate, allows 1,217
+us. The pieces the table names come to 626 us on the loop, each counted once where it nests
+(the pending status's listeners, the two moves and the end with their events, listeners and
+hand-overs, the insert's row, the update groups, tracking, matching, finding the device). Even
+with every one of them taken out - no row, no tracking, no matching, no status change stored,
+fired or shown - 1,526 us would be left, over what the target allows: the store thread's
+insert and updates, HA's service call with its response, the awaits of the insert and of the
+command's end, and the loop's part of each store call's round trip (27-29 us for a no-op,
+above; about three calls per command). That agrees with the worktree runs above that removed
+the entity writes and the stored updates outright (0.48x with neither). The four entity
+writes are the largest piece: 301 us with the listeners around them, 187 us of it HA's own
+writing of the state.
+
+Two pieces got cheaper: a target's confirmation is filled in once per command and relay
+(`DeviceConfig.confirmation`: 5.2 us per command before, 0.3 us after, in a process of its
+own), and a row's transitions and attempts are written out instead of through `json.dumps`,
+which builds an encoder for every call (the same text, `test_a_rows_history_columns_are_the_\
+json_text_json_dumps_writes`; a row 14.1 us before and 9.6 us after, minimum of 15 interleaved
+blocks, and each command builds 3.35). Together about 20 us per command on an idle core, a
+few percent of IoTee's cost per command at most: within this machine's noise in a full run.
+
+**Larger update groups, tried again** (the same day, a git worktree with two switches, not the
+product; `scripts/bench --only tuned --commands 2000`, one run each, 14:21-14:35, every run with
+the breakdown's wrappers). One switch stops an insert from handing over the updates taken
+before it (an insert does not need them written first; reads do), the other holds an update
+group open 10 ms. Update groups per command: 1.71 for the product, 1.68 with the 10 ms alone
+(as in the try above), 0.84 with inserts not handing over, 0.18 with both; rows built per
+command 3.37, 3.69, 3.51 and 3.14. IoTee's CPU per confirmed command was 2.74x, 3.07x, 2.80x and 2.69x the bare side's,
+its store thread 0.45x, 0.55x, 0.48x and 0.39x of the bare side's whole: with a tenth of the
+update commits the store thread was about as busy, so what it costs goes with the rows (an
+update of the row and of its two status indexes), not with the commits. Not kept.
+
 ## Startup of a large home (row 5)
 
 **Home Assistant 2026.10 adds at most 10,000 enabled entities per config entry**
