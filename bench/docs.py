@@ -458,10 +458,11 @@ the breakdown's wrappers). One switch stops an insert from handing over the upda
 before it (an insert does not need them written first; reads do), the other holds an update
 group open 10 ms. Update groups per command: 1.71 for the product, 1.68 with the 10 ms alone
 (as in the try above), 0.84 with inserts not handing over, 0.18 with both; rows built per
-command 3.37, 3.69, 3.51 and 3.14. IoTee's CPU per confirmed command was 2.74x, 3.07x, 2.80x and 2.69x the bare side's,
-its store thread 0.45x, 0.55x, 0.48x and 0.39x of the bare side's whole: with a tenth of the
-update commits the store thread was about as busy, so what it costs goes with the rows (an
-update of the row and of its two status indexes), not with the commits. Not kept.
+command 3.37, 3.69, 3.51 and 3.14. IoTee's CPU per confirmed command was 2.74x, 3.07x, 2.80x
+and 2.69x the bare side's, its store thread 0.45x, 0.55x, 0.48x and 0.39x of the bare side's
+whole: with a tenth of the update commits the store thread was about as busy, so what it
+costs goes with the rows (an update of the row and of its two status indexes), not with the
+commits. Not kept.
 
 ## Startup of a large home (row 5)
 
