@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from bench.breakdown import PIECES, wrapped
 from custom_components.iotee.core import store
-from custom_components.iotee.core.model import CommandRecord, utcnow
 
-
-def _record() -> CommandRecord:
-    now = utcnow()
-    return CommandRecord(
-        command_id="c1",
-        hardware_id="dev1",
-        device_type="wlte_relay",
-        command="ON",
-        topic="wlte/dev1/relay/1/set",
-        payload="{}",
-        created_at=now,
-        deadline=now + timedelta(seconds=5),
-    )
+from .core.test_store import make_record
 
 
 def test_pieces_are_wrapped_for_the_run_only_and_every_call_counts() -> None:
@@ -29,8 +14,8 @@ def test_pieces_are_wrapped_for_the_run_only_and_every_call_counts() -> None:
     label = "building a store row (`record_row`; insert and updates)"
     with wrapped(costs):
         assert store.record_row is not originals[label]
-        row = store.record_row(_record())
-        store.record_row(_record())
+        row = store.record_row(make_record("c1"))
+        store.record_row(make_record("c1"))
     assert row[0] == "c1"  # the wrapped function still returns what it did
     assert costs[label][0] == 2
     assert costs[label][1] >= 0
