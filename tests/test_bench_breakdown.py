@@ -18,7 +18,6 @@ def test_pieces_are_wrapped_for_the_run_only_and_every_call_counts() -> None:
         store.record_row(make_record("c1"))
     assert row[0] == "c1"  # the wrapped function still returns what it did
     assert costs[label][0] == 2
-    assert costs[label][1] >= 0
     assert {piece.label: piece.owner.__dict__[piece.name] for piece in PIECES} == originals
 
 
